@@ -1,0 +1,1 @@
+//! Crash and fault-injection test support for Cairn (see tests/).

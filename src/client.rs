@@ -1,0 +1,130 @@
+//! Per-connection state: what the connection task owns ([`Client`]) and what
+//! other connections may see or act on ([`ClientHandle`]: CLIENT LIST/KILL,
+//! pub/sub delivery, wake-ups of blocked clients).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use cairn_storage::keyspace::WatchFlag;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, Notify};
+
+use crate::resp::OwnedArgv;
+
+pub struct ClientHandle {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub fd: i64,
+    pub created: Instant,
+    pub name: Mutex<Option<Vec<u8>>>,
+    pub db: AtomicUsize,
+    /// Index of the last command run, into the command table.
+    pub last_cmd: AtomicUsize,
+    pub last_interaction: Mutex<Instant>,
+    pub resp3: AtomicBool,
+    pub killed: AtomicBool,
+    pub kill_notify: Notify,
+    /// Woken when a key this client blocks on may have become ready.
+    pub wake: Notify,
+    /// Out-of-band messages (pub/sub, keyspace events) encoded for this client.
+    pub push_tx: mpsc::UnboundedSender<Bytes>,
+    /// Bytes queued in `push_tx` and not yet written, for output limits.
+    pub push_pending: AtomicUsize,
+    pub subscriptions: AtomicUsize,
+    pub in_multi: AtomicBool,
+    pub blocked: AtomicBool,
+    pub no_evict: AtomicBool,
+    pub bytes_in_query_buf: AtomicU64,
+}
+
+impl ClientHandle {
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.kill_notify.notify_one();
+    }
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+    pub fn name_string(&self) -> String {
+        self.name
+            .lock()
+            .as_deref()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+pub struct MultiState {
+    pub queued: Vec<(usize, OwnedArgv)>,
+    /// A command failed to queue: EXEC must abort with EXECABORT.
+    pub failed: bool,
+}
+
+/// A client waiting in a blocking command.
+pub struct Blocked {
+    /// The command to run again when a key is signalled ready.
+    pub argv: OwnedArgv,
+    pub keys: Vec<(usize, Bytes)>,
+    pub deadline: Option<Instant>,
+    pub on_timeout: TimeoutReply,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum TimeoutReply {
+    NullArray,
+    NullBulk,
+}
+
+pub struct Client {
+    pub handle: Arc<ClientHandle>,
+    pub db: usize,
+    pub resp3: bool,
+    pub authenticated: bool,
+    pub user: String,
+    pub multi: Option<MultiState>,
+    pub watch_flag: WatchFlag,
+    pub watched: Vec<(usize, Bytes)>,
+    pub close_after_reply: bool,
+    pub blocked: Option<Blocked>,
+    /// Channels and patterns this client subscribes to.
+    pub channels: std::collections::BTreeSet<Vec<u8>>,
+    pub patterns: std::collections::BTreeSet<Vec<u8>>,
+    /// Set when the peer is on loopback (protected mode, DEBUG 'local').
+    pub is_local: bool,
+}
+
+impl Client {
+    pub fn new(handle: Arc<ClientHandle>, authenticated: bool, is_local: bool) -> Self {
+        Client {
+            handle,
+            db: 0,
+            resp3: false,
+            authenticated,
+            user: "default".into(),
+            multi: None,
+            watch_flag: Arc::new(AtomicBool::new(false)),
+            watched: Vec::new(),
+            close_after_reply: false,
+            blocked: None,
+            channels: Default::default(),
+            patterns: Default::default(),
+            is_local,
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.handle.id
+    }
+
+    pub fn subscription_count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    pub fn set_db(&mut self, db: usize) {
+        self.db = db;
+        self.handle.db.store(db, Ordering::Relaxed);
+    }
+}

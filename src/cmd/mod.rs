@@ -1,0 +1,541 @@
+//! The command table and dispatch.
+//!
+//! Every command is declared once, in its family's module, as a [`Command`]:
+//! name, arity, flags, where its keys are, and its handler. The table drives
+//! arity checks, authentication, MULTI queueing, which shards to lock, COMMAND
+//! replies and per-command statistics. Handlers write their reply straight
+//! into the client's output buffer.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use cairn_storage::keyspace::{now_ms, Locked};
+use cairn_storage::Value;
+
+use crate::client::{Client, TimeoutReply};
+use crate::resp::{Argv, Reply};
+use crate::server::Server;
+
+pub mod connection;
+pub mod hash;
+pub mod keys;
+pub mod list;
+pub mod multi;
+pub mod pubsub;
+pub mod server;
+pub mod set;
+pub mod strings;
+pub mod zset;
+
+// Command flags, as in Redis's command table.
+pub const WRITE: u32 = 1 << 0;
+pub const READONLY: u32 = 1 << 1;
+pub const DENYOOM: u32 = 1 << 2;
+pub const ADMIN: u32 = 1 << 3;
+pub const PUBSUB: u32 = 1 << 4;
+pub const NOSCRIPT: u32 = 1 << 5;
+pub const BLOCKING: u32 = 1 << 6;
+pub const LOADING: u32 = 1 << 7;
+pub const STALE: u32 = 1 << 8;
+pub const FAST: u32 = 1 << 9;
+pub const NO_AUTH: u32 = 1 << 10;
+pub const NO_MULTI: u32 = 1 << 11;
+pub const SKIP_SLOWLOG: u32 = 1 << 12;
+pub const ALLOW_BUSY: u32 = 1 << 13;
+/// May be run while subscribed in RESP2.
+pub const SUBSCRIBED_OK: u32 = 1 << 14;
+
+pub const FLAG_NAMES: &[(u32, &str)] = &[
+    (WRITE, "write"),
+    (READONLY, "readonly"),
+    (DENYOOM, "denyoom"),
+    (ADMIN, "admin"),
+    (PUBSUB, "pubsub"),
+    (NOSCRIPT, "noscript"),
+    (BLOCKING, "blocking"),
+    (LOADING, "loading"),
+    (STALE, "stale"),
+    (FAST, "fast"),
+    (NO_AUTH, "no_auth"),
+    (NO_MULTI, "no_multi"),
+    (SKIP_SLOWLOG, "skip_slowlog"),
+    (ALLOW_BUSY, "allow_busy"),
+];
+
+/// Where a command's keys are.
+pub enum KeySpec {
+    None,
+    /// Redis's first/last/step positions (last -1 is the last argument).
+    Range(i32, i32, i32),
+    /// Computed from the arguments; must not panic on malformed input.
+    Custom(fn(&Argv) -> Vec<usize>),
+    /// The command reads or writes the whole keyspace.
+    All,
+}
+
+pub type Handler = fn(&mut Ctx, &Argv);
+
+pub struct Command {
+    pub name: &'static str,
+    /// Positive: exact argument count; negative: at least -arity.
+    pub arity: i32,
+    pub flags: u32,
+    pub keys: KeySpec,
+    pub handler: Handler,
+    /// Redis's command group (string, generic, list, ...), for COMMAND DOCS.
+    pub group: &'static str,
+}
+
+impl Command {
+    pub const fn new(
+        name: &'static str,
+        arity: i32,
+        flags: u32,
+        keys: KeySpec,
+        group: &'static str,
+        handler: Handler,
+    ) -> Self {
+        Command {
+            name,
+            arity,
+            flags,
+            keys,
+            handler,
+            group,
+        }
+    }
+
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Redis's first/last/step triple for COMMAND INFO.
+    pub fn key_range(&self) -> (i32, i32, i32) {
+        match self.keys {
+            KeySpec::Range(f, l, s) => (f, l, s),
+            _ => (0, 0, 0),
+        }
+    }
+
+    /// Indexes of the key arguments in `argv`.
+    pub fn key_positions(&self, argv: &Argv) -> Vec<usize> {
+        match &self.keys {
+            KeySpec::None | KeySpec::All => Vec::new(),
+            KeySpec::Range(first, last, step) => {
+                let n = argv.len() as i32;
+                let last = if *last < 0 {
+                    n + last
+                } else {
+                    (*last).min(n - 1)
+                };
+                let mut out = Vec::new();
+                let mut i = *first;
+                while i <= last && i < n && *step > 0 {
+                    out.push(i as usize);
+                    i += step;
+                }
+                out
+            }
+            KeySpec::Custom(f) => f(argv).into_iter().filter(|&i| i < argv.len()).collect(),
+        }
+    }
+
+    /// Redis ACL categories, derived from flags and group.
+    pub fn acl_categories(&self) -> Vec<String> {
+        let mut c = Vec::new();
+        if self.has(WRITE) {
+            c.push("@write".to_string());
+        }
+        if self.has(READONLY) {
+            c.push("@read".to_string());
+        }
+        if self.has(ADMIN) {
+            c.push("@admin".to_string());
+            c.push("@dangerous".to_string());
+        }
+        if self.has(PUBSUB) {
+            c.push("@pubsub".to_string());
+        }
+        if self.has(FAST) {
+            c.push("@fast".to_string());
+        } else {
+            c.push("@slow".to_string());
+        }
+        if self.has(BLOCKING) {
+            c.push("@blocking".to_string());
+        }
+        match self.group {
+            "generic" => c.push("@keyspace".into()),
+            "string" | "list" | "hash" | "set" | "stream" | "transactions" | "connection" => {
+                c.push(format!("@{}", self.group))
+            }
+            "sorted_set" => c.push("@sortedset".into()),
+            _ => {}
+        }
+        c
+    }
+}
+
+pub struct Table {
+    pub commands: Vec<&'static Command>,
+    by_name: HashMap<&'static [u8], usize>,
+}
+
+impl Table {
+    fn build() -> Table {
+        let lists: &[&'static [Command]] = &[
+            connection::COMMANDS,
+            keys::COMMANDS,
+            strings::COMMANDS,
+            server::COMMANDS,
+            multi::COMMANDS,
+            hash::COMMANDS,
+            list::COMMANDS,
+            set::COMMANDS,
+            zset::COMMANDS,
+            pubsub::COMMANDS,
+        ];
+        let mut commands = Vec::new();
+        let mut by_name = HashMap::new();
+        for list in lists {
+            for c in list.iter() {
+                let prev = by_name.insert(c.name.as_bytes(), commands.len());
+                assert!(prev.is_none(), "command {} declared twice", c.name);
+                commands.push(c);
+            }
+        }
+        Table { commands, by_name }
+    }
+
+    pub fn lookup(&self, name: &[u8]) -> Option<usize> {
+        let mut lower = [0u8; 32];
+        if name.len() > lower.len() {
+            return None;
+        }
+        for (d, s) in lower.iter_mut().zip(name) {
+            *d = s.to_ascii_lowercase();
+        }
+        self.by_name.get(&lower[..name.len()]).copied()
+    }
+}
+
+pub fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(Table::build)
+}
+
+// Error texts shared by many commands, worded exactly as Redis words them.
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub const NOT_INT: &str = "ERR value is not an integer or out of range";
+pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+pub const SYNTAX: &str = "ERR syntax error";
+pub const NO_SUCH_KEY: &str = "ERR no such key";
+pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+pub const DB_INDEX: &str = "ERR DB index is out of range";
+pub const TIMEOUT_NEG: &str = "ERR timeout is negative";
+pub const TIMEOUT_NOT_FLOAT: &str = "ERR timeout is not a float or out of range";
+
+pub fn wrong_args(name: &str) -> String {
+    format!("ERR wrong number of arguments for '{name}' command")
+}
+
+/// Redis's string2ll: a canonical decimal integer.
+pub fn parse_int(a: &[u8]) -> Option<i64> {
+    cairn_storage::value::parse_i64_strict(a)
+}
+
+/// Redis's string-to-double for arguments: strtod over the whole argument,
+/// no leading space, NaN rejected.
+pub fn parse_float(a: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(a).ok()?;
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_whitespace()) {
+        return None;
+    }
+    let lower = s.to_ascii_lowercase();
+    let v = match lower.as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => {
+            if lower.contains("inf") || lower.contains("nan") {
+                return None;
+            }
+            s.parse::<f64>().ok()?
+        }
+    };
+    if v.is_nan() {
+        return None;
+    }
+    Some(v)
+}
+
+/// A keyspace event waiting to be published after the command.
+pub struct Notification {
+    pub class: u8,
+    pub event: &'static str,
+    pub db: usize,
+    pub key: Bytes,
+}
+
+/// What a handler sees: the server, its client, its output, and the shards it
+/// holds.
+pub struct Ctx<'a> {
+    pub srv: &'a Server,
+    pub client: &'a mut Client,
+    pub out: &'a mut Reply,
+    pub ks: Locked<'a>,
+    pub cmd: &'static Command,
+    pub cmd_index: usize,
+    /// Changes made by the command (Redis's server.dirty delta).
+    pub dirty: u64,
+    /// Keys that may unblock waiting clients.
+    pub ready_keys: Vec<(usize, Bytes)>,
+    pub notifications: Vec<Notification>,
+    /// Set by EXEC: blocking commands must not block inside a transaction.
+    pub in_exec: bool,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn db(&self) -> usize {
+        self.client.db
+    }
+    pub fn error(&mut self, msg: &str) {
+        self.out.error(msg);
+    }
+    pub fn wrongtype(&mut self) {
+        self.out.error(WRONGTYPE);
+    }
+    /// Records a keyspace event (published if notify-keyspace-events allows it).
+    pub fn notify(&mut self, class: u8, event: &'static str, key: &[u8]) {
+        if self.srv.notify_flags() != 0 {
+            self.notifications.push(Notification {
+                class,
+                event,
+                db: self.client.db,
+                key: Bytes::copy_from_slice(key),
+            });
+        }
+    }
+    /// Marks a key as possibly able to serve blocked clients.
+    pub fn signal_ready(&mut self, key: &[u8]) {
+        if self.srv.blocking.has_waiters() {
+            self.ready_keys
+                .push((self.client.db, Bytes::copy_from_slice(key)));
+        }
+    }
+    /// Blocks the client on `keys` until one is signalled or `timeout_ms`
+    /// (0 = forever) passes; the command runs again when woken.
+    pub fn block(
+        &mut self,
+        argv: &Argv,
+        keys: &[&[u8]],
+        timeout_ms: u64,
+        on_timeout: TimeoutReply,
+    ) {
+        let db = self.client.db;
+        let deadline = (timeout_ms > 0)
+            .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms));
+        let keys: Vec<(usize, Bytes)> = keys
+            .iter()
+            .map(|k| (db, Bytes::copy_from_slice(k)))
+            .collect();
+        // Register while the shards are held, so no write can slip between
+        // finding nothing and waiting. A retry keeps its place in the queue.
+        let handle = &self.client.handle;
+        if !handle
+            .blocked
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            self.srv.blocking.register(handle, &keys);
+        }
+        self.client.blocked = Some(crate::client::Blocked {
+            argv: argv.to_owned(),
+            keys,
+            deadline,
+            on_timeout,
+        });
+    }
+    /// Whether a blocking command may block now (not inside MULTI/EXEC).
+    pub fn may_block(&self) -> bool {
+        !self.in_exec
+    }
+
+    /// The value at `key` if it is a string; None if absent; Err after a
+    /// WRONGTYPE reply.
+    pub fn get_str(&mut self, key: &[u8]) -> Result<Option<&mut Vec<u8>>, ()> {
+        let db = self.client.db;
+        match self.ks.lookup(db, key) {
+            None => Ok(None),
+            Some(e) => match &mut e.value {
+                Value::Str(s) => Ok(Some(s)),
+                _ => {
+                    self.out.error(WRONGTYPE);
+                    Err(())
+                }
+            },
+        }
+    }
+}
+
+// Keyspace event classes (notify-keyspace-events letters).
+pub mod event {
+    pub const GENERIC: u8 = b'g';
+    pub const STRING: u8 = b'$';
+    pub const LIST: u8 = b'l';
+    pub const SET: u8 = b's';
+    pub const HASH: u8 = b'h';
+    pub const ZSET: u8 = b'z';
+    pub const EXPIRED: u8 = b'x';
+    pub const EVICTED: u8 = b'e';
+    pub const STREAM: u8 = b't';
+    pub const NEW: u8 = b'n';
+}
+
+/// The command names that run even inside MULTI instead of being queued.
+fn runs_inside_multi(name: &str) -> bool {
+    matches!(
+        name,
+        "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+    )
+}
+
+/// Looks up, checks and runs one client command.
+pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Argv) {
+    let table = table();
+    let Some(idx) = table.lookup(argv.get(0)) else {
+        let mut msg = format!(
+            "ERR unknown command '{}', with args beginning with: ",
+            String::from_utf8_lossy(argv.get(0))
+        );
+        for a in argv.iter().skip(1).take(20) {
+            msg.push_str(&format!("'{}' ", String::from_utf8_lossy(a)));
+        }
+        flag_multi_error(client);
+        out.error(&msg);
+        return;
+    };
+    let cmd = table.commands[idx];
+    let n = argv.len() as i32;
+    if (cmd.arity > 0 && n != cmd.arity) || (cmd.arity < 0 && n < -cmd.arity) {
+        flag_multi_error(client);
+        out.error(&wrong_args(cmd.name));
+        return;
+    }
+    if !client.authenticated && !cmd.has(NO_AUTH) {
+        flag_multi_error(client);
+        out.error("NOAUTH Authentication required.");
+        return;
+    }
+    if !client.resp3 && client.subscription_count() > 0 && !cmd.has(SUBSCRIBED_OK) {
+        out.error(&format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            cmd.name
+        ));
+        return;
+    }
+    if let Some(m) = client.multi.as_mut() {
+        if !runs_inside_multi(cmd.name) {
+            if cmd.has(NO_MULTI) {
+                m.failed = true;
+                out.error(&format!("ERR Command not allowed inside a transaction"));
+                return;
+            }
+            m.queued.push((idx, argv.to_owned()));
+            out.simple("QUEUED");
+            return;
+        }
+    }
+    if let Some(e) = srv.deny_write_reason(cmd) {
+        flag_multi_error(client);
+        out.error(&e);
+        return;
+    }
+    if cmd.name == "exec" {
+        multi::exec(srv, client, out, idx);
+        return;
+    }
+    run(srv, client, out, idx, argv);
+}
+
+fn flag_multi_error(client: &mut Client) {
+    if let Some(m) = client.multi.as_mut() {
+        m.failed = true;
+    }
+}
+
+/// Locks what `cmd` needs for `argv` and runs it.
+pub fn run(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize, argv: &Argv) {
+    let cmd = table().commands[idx];
+    let now = now_ms();
+    let start = std::time::Instant::now();
+    let ks = match &cmd.keys {
+        KeySpec::None => srv.ks.lock_keys(std::iter::empty::<&[u8]>(), now),
+        KeySpec::All => srv.ks.lock_all(now),
+        KeySpec::Range(1, 1, 1) => srv.ks.lock_key(argv.get(1), now),
+        _ => srv.ks.lock_keys(
+            cmd.key_positions(argv).into_iter().map(|i| argv.get(i)),
+            now,
+        ),
+    };
+    let mut ctx = Ctx {
+        srv,
+        client,
+        out,
+        ks,
+        cmd,
+        cmd_index: idx,
+        dirty: 0,
+        ready_keys: Vec::new(),
+        notifications: Vec::new(),
+        in_exec: false,
+    };
+    (cmd.handler)(&mut ctx, argv);
+    finish(ctx, argv, start);
+}
+
+/// After a command: account it, publish its events, wake blocked clients.
+/// Runs with the shards still held, then releases them before touching
+/// anything that could take other locks in the other order.
+pub fn finish(ctx: Ctx, argv: &Argv, start: std::time::Instant) {
+    let Ctx {
+        srv,
+        client,
+        ks,
+        cmd,
+        cmd_index,
+        dirty,
+        ready_keys,
+        mut notifications,
+        ..
+    } = ctx;
+    let expired = std::mem::take(&mut { ks }.expired);
+    // `ks` is dropped here: the shards are released.
+    for (db, key) in expired {
+        srv.stats
+            .expired_keys
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        notifications.insert(
+            0,
+            Notification {
+                class: event::EXPIRED,
+                event: "expired",
+                db,
+                key,
+            },
+        );
+    }
+    srv.add_dirty(dirty);
+    srv.stats.record_call(cmd_index, start.elapsed());
+    client
+        .handle
+        .last_cmd
+        .store(cmd_index, std::sync::atomic::Ordering::Relaxed);
+    if !notifications.is_empty() {
+        srv.publish_notifications(&notifications);
+    }
+    for (db, key) in ready_keys {
+        srv.blocking.signal(db, &key);
+    }
+    srv.slowlog_maybe(client, argv, start.elapsed());
+    let _ = cmd;
+}

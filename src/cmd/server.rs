@@ -1,0 +1,749 @@
+//! Server commands: INFO, CONFIG, COMMAND, DBSIZE, FLUSHDB, FLUSHALL, SWAPDB,
+//! TIME, DEBUG, SHUTDOWN, SLOWLOG, LATENCY, ROLE.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::{parse_float, parse_int, table, Command, Ctx, KeySpec, *};
+use crate::resp::Argv;
+use crate::server::{format_notify_flags, parse_notify_flags};
+
+pub const COMMANDS: &[Command] = &[
+    Command::new("info", -1, LOADING | STALE, KeySpec::None, "server", info),
+    Command::new(
+        "config",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        KeySpec::None,
+        "server",
+        config,
+    ),
+    Command::new(
+        "command",
+        -1,
+        LOADING | STALE,
+        KeySpec::None,
+        "server",
+        command,
+    ),
+    Command::new("dbsize", 1, READONLY | FAST, KeySpec::All, "server", dbsize),
+    Command::new("flushdb", -1, WRITE, KeySpec::All, "server", flushdb),
+    Command::new("flushall", -1, WRITE, KeySpec::All, "server", flushall),
+    Command::new("swapdb", 3, WRITE | FAST, KeySpec::All, "server", swapdb),
+    Command::new(
+        "time",
+        1,
+        LOADING | STALE | FAST,
+        KeySpec::None,
+        "server",
+        time,
+    ),
+    Command::new(
+        "debug",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        KeySpec::All,
+        "server",
+        debug,
+    ),
+    Command::new(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI,
+        KeySpec::None,
+        "server",
+        shutdown,
+    ),
+    Command::new(
+        "slowlog",
+        -2,
+        ADMIN | LOADING | STALE,
+        KeySpec::None,
+        "server",
+        slowlog,
+    ),
+    Command::new(
+        "latency",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        KeySpec::None,
+        "server",
+        latency,
+    ),
+    Command::new(
+        "role",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST,
+        KeySpec::None,
+        "server",
+        role,
+    ),
+];
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+fn human_bytes(n: u64) -> String {
+    let f = n as f64;
+    if f >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}G", f / (1024.0 * 1024.0 * 1024.0))
+    } else if f >= 1024.0 * 1024.0 {
+        format!("{:.2}M", f / (1024.0 * 1024.0))
+    } else if f >= 1024.0 {
+        format!("{:.2}K", f / 1024.0)
+    } else {
+        format!("{n}B")
+    }
+}
+
+/// Builds the INFO text for the requested sections.
+pub fn info_text(c: &Ctx, sections: &[String]) -> String {
+    let srv = c.srv;
+    let all = sections.is_empty()
+        || sections
+            .iter()
+            .any(|s| s == "all" || s == "everything" || s == "default");
+    let everything = sections.iter().any(|s| s == "all" || s == "everything");
+    let want = |name: &str| all || sections.iter().any(|s| s == name);
+    let mut out = String::new();
+    let uptime = srv.started.elapsed().as_secs();
+    let cfg = srv.config.read();
+    if want("server") {
+        let _ = write!(
+            out,
+            "# Server\r\nredis_version:{}\r\ncairn_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:1\r\n\r\n",
+            crate::REDIS_COMPAT_VERSION,
+            crate::VERSION,
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            std::process::id(),
+            srv.run_id,
+            srv.port.load(Relaxed),
+            uptime,
+            uptime / 86400,
+            cfg.get("hz"),
+            cfg.get("hz"),
+            std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+            cfg.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        );
+    }
+    if want("clients") {
+        let _ = write!(
+            out,
+            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:{}\r\n\r\n",
+            srv.client_count(),
+            cfg.get("maxclients"),
+            srv.blocking.blocked_clients(),
+            srv.blocking.blocked_clients(),
+        );
+    }
+    if want("memory") {
+        let rss = rss_bytes();
+        let _ = write!(
+            out,
+            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{rss}\r\nused_memory_peak_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\n\r\n",
+            human_bytes(rss),
+            human_bytes(rss),
+            human_bytes(rss),
+            cfg.get("maxmemory"),
+            human_bytes(cfg.get_i64("maxmemory") as u64),
+            cfg.get("maxmemory-policy"),
+        );
+    }
+    if want("persistence") {
+        let _ = write!(
+            out,
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\naof_enabled:{}\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_last_write_status:ok\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n\r\n",
+            srv.dirty.load(Relaxed),
+            cairn_storage::keyspace::now_ms() / 1000 - uptime,
+            (cfg.get("appendonly") == "yes") as u8,
+        );
+    }
+    if want("stats") {
+        let s = &srv.stats;
+        let _ = write!(
+            out,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nexpired_stale_perc:{:.2}\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntotal_error_replies:{}\r\n\r\n",
+            s.total_connections_received.load(Relaxed),
+            s.total_commands(),
+            s.instantaneous_ops.load(Relaxed),
+            s.net_input_bytes.load(Relaxed),
+            s.net_output_bytes.load(Relaxed),
+            s.rejected_connections.load(Relaxed),
+            s.expired_keys.load(Relaxed),
+            0.0,
+            s.expire_cycle_cpu_us.load(Relaxed) / 1000,
+            s.evicted_keys.load(Relaxed),
+            s.keyspace_hits.load(Relaxed),
+            s.keyspace_misses.load(Relaxed),
+            srv.pubsub.channel_names(None).len(),
+            srv.pubsub.numpat(),
+            s.total_error_replies.load(Relaxed),
+        );
+    }
+    if want("replication") {
+        let _ = write!(
+            out,
+            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n\r\n",
+            srv.run_id
+        );
+    }
+    if want("cpu") {
+        let (user, sys) = cpu_times();
+        let _ = write!(
+            out,
+            "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n\r\n"
+        );
+    }
+    if everything || sections.iter().any(|s| s == "commandstats") {
+        out.push_str("# Commandstats\r\n");
+        let totals = srv.stats.command_totals();
+        for (i, (calls, usec)) in totals.iter().enumerate() {
+            if *calls == 0 {
+                continue;
+            }
+            let _ = write!(
+                out,
+                "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls=0,failed_calls=0\r\n",
+                table().commands[i].name,
+                calls,
+                usec,
+                *usec as f64 / *calls as f64
+            );
+        }
+        out.push_str("\r\n");
+    }
+    if want("keyspace") {
+        out.push_str("# Keyspace\r\n");
+        for (db, (keys, expires)) in srv.ks.counts().into_iter().enumerate() {
+            if keys > 0 {
+                let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
+            }
+        }
+        out.push_str("\r\n");
+    }
+    while out.ends_with("\r\n\r\n") {
+        out.truncate(out.len() - 2);
+    }
+    out
+}
+
+fn cpu_times() -> (f64, f64) {
+    let mut ru = std::mem::MaybeUninit::<libc_rusage::Rusage>::zeroed();
+    // SAFETY: getrusage writes a struct rusage into the buffer we provide.
+    let ok = unsafe { libc_rusage::getrusage(0, ru.as_mut_ptr()) } == 0;
+    if !ok {
+        return (0.0, 0.0);
+    }
+    // SAFETY: initialised by the successful call above.
+    let ru = unsafe { ru.assume_init() };
+    let t = |tv: libc_rusage::Timeval| tv.sec as f64 + tv.usec as f64 / 1e6;
+    (t(ru.utime), t(ru.stime))
+}
+
+/// The two fields of `struct rusage` INFO cpu needs, declared here rather
+/// than pulling in a libc binding crate for one call.
+mod libc_rusage {
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub struct Timeval {
+        pub sec: i64,
+        pub usec: i64,
+    }
+    #[repr(C)]
+    pub struct Rusage {
+        pub utime: Timeval,
+        pub stime: Timeval,
+        pub rest: [i64; 14],
+    }
+    extern "C" {
+        pub fn getrusage(who: i32, usage: *mut Rusage) -> i32;
+    }
+}
+
+fn info(c: &mut Ctx, a: &Argv) {
+    let sections: Vec<String> = a
+        .iter()
+        .skip(1)
+        .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+        .collect();
+    let text = info_text(c, &sections);
+    c.out.verbatim(&text);
+}
+
+fn config(c: &mut Ctx, a: &Argv) {
+    let sub = a.get(1).to_ascii_lowercase();
+    match sub.as_slice() {
+        b"get" if a.len() >= 3 => {
+            let cfg = c.srv.config.read();
+            let mut pairs: Vec<(&'static str, String)> = Vec::new();
+            for p in a.iter().skip(2) {
+                for (n, v) in cfg.matching(&p.to_ascii_lowercase()) {
+                    if !pairs.iter().any(|(x, _)| *x == n) {
+                        let v = if n == "notify-keyspace-events" {
+                            format_notify_flags(parse_notify_flags(&v).unwrap_or(0))
+                        } else {
+                            v
+                        };
+                        pairs.push((n, v));
+                    }
+                }
+            }
+            drop(cfg);
+            c.out.map(pairs.len());
+            for (n, v) in pairs {
+                c.out.bulk(n.as_bytes());
+                c.out.bulk(v.as_bytes());
+            }
+        }
+        b"set" if a.len() >= 4 && a.len() % 2 == 0 => config_set(c, a),
+        b"resetstat" if a.len() == 2 => {
+            c.srv.stats.reset();
+            c.srv.slowlog.lock().entries.clear();
+            c.out.ok();
+        }
+        b"rewrite" if a.len() == 2 => {
+            let cfg = c.srv.config.read().clone();
+            match &cfg.file {
+                None => c.error("ERR The server is running without a config file"),
+                Some(path) => {
+                    let tmp = path.with_extension("tmp-rewrite");
+                    let res = std::fs::write(&tmp, cfg.to_text())
+                        .and_then(|_| std::fs::rename(&tmp, path));
+                    match res {
+                        Ok(()) => c.out.ok(),
+                        Err(e) => c.error(&format!("ERR Rewriting config file: {e}")),
+                    }
+                }
+            }
+        }
+        b"help" => {
+            let lines = [
+                "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET <pattern>",
+                "SET <directive> <value>",
+                "RESETSTAT",
+                "REWRITE",
+                "HELP",
+            ];
+            c.out.array(lines.len());
+            for l in lines {
+                c.out.simple(l);
+            }
+        }
+        _ => c.error(&format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
+            String::from_utf8_lossy(a.get(1))
+        )),
+    }
+}
+
+fn config_set(c: &mut Ctx, a: &Argv) {
+    let mut cfg = c.srv.config.write();
+    // All-or-nothing: validate on a copy, then install it.
+    let mut next = cfg.clone();
+    let mut seen: Vec<&'static str> = Vec::new();
+    for i in (2..a.len()).step_by(2) {
+        let name = String::from_utf8_lossy(a.get(i)).to_string();
+        let mut value = String::from_utf8_lossy(a.get(i + 1)).to_string();
+        let Some(param) = crate::config::find_param(&name) else {
+            drop(cfg);
+            return c.error(&format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+            ));
+        };
+        if seen.contains(&param.name) {
+            drop(cfg);
+            return c.error(&format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+            ));
+        }
+        seen.push(param.name);
+        if param.name == "notify-keyspace-events" {
+            match parse_notify_flags(&value) {
+                Some(f) => value = format_notify_flags(f),
+                None => {
+                    drop(cfg);
+                    return c.error(&format!("ERR CONFIG SET failed (possibly related to argument '{name}') - Invalid event class character. Use 'Ag$lshzxeKEtmd'."));
+                }
+            }
+        }
+        if let Err(e) = next.set(&name, &value) {
+            drop(cfg);
+            return c.error(&format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - {e}"
+            ));
+        }
+    }
+    *cfg = next;
+    drop(cfg);
+    c.srv.apply_config();
+    c.out.ok();
+}
+
+fn command_info(c: &mut Ctx, cmd: &Command) {
+    c.out.array(10);
+    c.out.bulk(cmd.name.as_bytes());
+    c.out.int(cmd.arity as i64);
+    let flags: Vec<&str> = FLAG_NAMES
+        .iter()
+        .filter(|(f, _)| cmd.has(*f))
+        .map(|(_, n)| *n)
+        .collect();
+    c.out.set(flags.len());
+    for f in flags {
+        c.out.simple(f);
+    }
+    let (f, l, s) = cmd.key_range();
+    c.out.int(f as i64);
+    c.out.int(l as i64);
+    c.out.int(s as i64);
+    let cats = cmd.acl_categories();
+    c.out.set(cats.len());
+    for cat in cats {
+        c.out.simple(&cat);
+    }
+    c.out.array(0); // tips
+    c.out.array(0); // key specs
+    c.out.array(0); // subcommands
+}
+
+fn command(c: &mut Ctx, a: &Argv) {
+    let t = table();
+    if a.len() == 1 {
+        c.out.array(t.commands.len());
+        for cmd in &t.commands {
+            command_info(c, cmd);
+        }
+        return;
+    }
+    let sub = a.get(1).to_ascii_lowercase();
+    match sub.as_slice() {
+        b"count" if a.len() == 2 => c.out.int(t.commands.len() as i64),
+        b"info" => {
+            if a.len() == 2 {
+                c.out.array(t.commands.len());
+                for cmd in &t.commands {
+                    command_info(c, cmd);
+                }
+                return;
+            }
+            c.out.array(a.len() - 2);
+            for name in a.iter().skip(2) {
+                match t.lookup(name) {
+                    Some(i) => command_info(c, t.commands[i]),
+                    None => c.out.null_array(),
+                }
+            }
+        }
+        b"docs" => {
+            let names: Vec<&Command> = if a.len() == 2 {
+                t.commands.clone()
+            } else {
+                a.iter()
+                    .skip(2)
+                    .filter_map(|n| t.lookup(n).map(|i| t.commands[i]))
+                    .collect()
+            };
+            c.out.map(names.len());
+            for cmd in names {
+                c.out.bulk(cmd.name.as_bytes());
+                c.out.map(2);
+                c.out.bulk(b"summary");
+                c.out
+                    .bulk(format!("The {} command", cmd.name.to_uppercase()).as_bytes());
+                c.out.bulk(b"group");
+                c.out.bulk(cmd.group.as_bytes());
+            }
+        }
+        b"list" => {
+            let mut filter_pat: Option<Vec<u8>> = None;
+            if a.len() == 5 && a.get(2).eq_ignore_ascii_case(b"filterby") {
+                if a.get(3).eq_ignore_ascii_case(b"pattern") {
+                    filter_pat = Some(a.get(4).to_vec());
+                }
+            } else if a.len() != 2 {
+                return c.error(SYNTAX);
+            }
+            let names: Vec<&str> = t
+                .commands
+                .iter()
+                .map(|c| c.name)
+                .filter(|n| {
+                    filter_pat
+                        .as_ref()
+                        .is_none_or(|p| crate::glob::matches(p, n.as_bytes(), true))
+                })
+                .collect();
+            c.out.array(names.len());
+            for n in names {
+                c.out.bulk(n.as_bytes());
+            }
+        }
+        b"getkeys" if a.len() >= 3 => {
+            let Some(i) = t.lookup(a.get(2)) else {
+                return c.error("ERR Invalid command specified");
+            };
+            let cmd = t.commands[i];
+            let spans: Vec<&[u8]> = a.iter().skip(2).collect();
+            let owned = crate::resp::OwnedArgv::from_args(spans);
+            let inner = owned.argv();
+            let n = inner.len() as i32;
+            if (cmd.arity > 0 && n != cmd.arity) || (cmd.arity < 0 && n < -cmd.arity) {
+                return c.error("ERR Invalid number of arguments specified for command");
+            }
+            let pos = cmd.key_positions(&inner);
+            if pos.is_empty() {
+                return c.error("ERR The command has no key arguments");
+            }
+            c.out.array(pos.len());
+            for p in pos {
+                c.out.bulk(inner.get(p));
+            }
+        }
+        _ => c.error(&format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try COMMAND HELP.",
+            String::from_utf8_lossy(a.get(1))
+        )),
+    }
+}
+
+fn dbsize(c: &mut Ctx, _a: &Argv) {
+    let db = c.db();
+    let n = c.ks.db_len(db);
+    c.out.int(n as i64);
+}
+
+fn flush_mode_ok(c: &mut Ctx, a: &Argv) -> bool {
+    match a.len() {
+        1 => true,
+        2 if matches!(a.get(1).to_ascii_lowercase().as_slice(), b"async" | b"sync") => true,
+        _ => {
+            c.error(SYNTAX);
+            false
+        }
+    }
+}
+
+fn flushdb(c: &mut Ctx, a: &Argv) {
+    if !flush_mode_ok(c, a) {
+        return;
+    }
+    let db = c.db();
+    let n = c.ks.flush_db(db);
+    c.dirty += n as u64 + 1;
+    c.out.ok();
+}
+
+fn flushall(c: &mut Ctx, a: &Argv) {
+    if !flush_mode_ok(c, a) {
+        return;
+    }
+    let mut n = 0;
+    for db in 0..c.srv.ks.db_count() {
+        n += c.ks.flush_db(db);
+    }
+    c.dirty += n as u64 + 1;
+    c.out.ok();
+}
+
+fn swapdb(c: &mut Ctx, a: &Argv) {
+    let Some(x) = parse_int(a.get(1)) else {
+        return c.error("ERR invalid first DB index");
+    };
+    let Some(y) = parse_int(a.get(2)) else {
+        return c.error("ERR invalid second DB index");
+    };
+    let n = c.srv.ks.db_count() as i64;
+    if x < 0 || x >= n || y < 0 || y >= n {
+        return c.error(DB_INDEX);
+    }
+    if x != y {
+        c.ks.swap_db(x as usize, y as usize);
+        c.dirty += 1;
+        c.srv.blocking.signal_all();
+    }
+    c.out.ok();
+}
+
+fn time(c: &mut Ctx, _a: &Argv) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    c.out.array(2);
+    c.out.bulk_int(now.as_secs() as i64);
+    c.out.bulk_int(now.subsec_micros() as i64);
+}
+
+fn debug(c: &mut Ctx, a: &Argv) {
+    let allowed = {
+        let cfg = c.srv.config.read();
+        match cfg.get("enable-debug-command") {
+            "yes" => true,
+            "local" => c.client.is_local,
+            _ => false,
+        }
+    };
+    if !allowed {
+        return c.error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
+    }
+    let sub = a.get(1).to_ascii_lowercase();
+    match sub.as_slice() {
+        b"sleep" if a.len() == 3 => {
+            let secs = parse_float(a.get(2)).unwrap_or(0.0).max(0.0);
+            // All shards are held: the whole keyspace is busy, as in Redis.
+            std::thread::sleep(std::time::Duration::from_secs_f64(secs.min(3600.0)));
+            c.out.ok();
+        }
+        b"set-active-expire" if a.len() == 3 => {
+            c.srv.active_expire_enabled.store(a.get(2) != b"0", Relaxed);
+            c.out.ok();
+        }
+        b"quicklist-packed-threshold" | b"stringmatch-len" | b"set-skip-checksum-validation" => {
+            c.out.ok()
+        }
+        b"object" if a.len() == 3 => {
+            let db = c.db();
+            match c.ks.lookup(db, a.get(2)) {
+                None => c.error(NO_SUCH_KEY),
+                Some(e) => {
+                    let s = format!(
+                        "Value at:0x0 refcount:1 encoding:{} serializedlength:0 lru:{} lru_seconds_idle:0",
+                        e.value.encoding(),
+                        e.lru
+                    );
+                    c.out.simple(&s);
+                }
+            }
+        }
+        b"help" => {
+            let lines = [
+                "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "SLEEP <seconds>",
+                "SET-ACTIVE-EXPIRE <0|1>",
+                "OBJECT <key>",
+            ];
+            c.out.array(lines.len());
+            for l in lines {
+                c.out.simple(l);
+            }
+        }
+        _ => c.error(&format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(a.get(1))
+        )),
+    }
+}
+
+fn shutdown(c: &mut Ctx, a: &Argv) {
+    for opt in a.iter().skip(1) {
+        match opt.to_ascii_lowercase().as_slice() {
+            b"nosave" | b"save" | b"now" | b"force" => {}
+            b"abort" => return c.error("ERR No shutdown in progress."),
+            _ => return c.error(SYNTAX),
+        }
+    }
+    tracing::info!("User requested shutdown...");
+    c.srv.request_shutdown();
+    c.client.close_after_reply = true;
+}
+
+fn slowlog(c: &mut Ctx, a: &Argv) {
+    let sub = a.get(1).to_ascii_lowercase();
+    match (sub.as_slice(), a.len()) {
+        (b"len", 2) => {
+            let n = c.srv.slowlog.lock().entries.len();
+            c.out.int(n as i64)
+        }
+        (b"reset", 2) => {
+            c.srv.slowlog.lock().entries.clear();
+            c.out.ok()
+        }
+        (b"get", 2 | 3) => {
+            let count = if a.len() == 3 {
+                match parse_int(a.get(2)) {
+                    Some(n) if n >= -1 => n,
+                    _ => return c.error("ERR count should be greater than or equal to -1"),
+                }
+            } else {
+                10
+            };
+            let sl = c.srv.slowlog.lock();
+            let n = if count == -1 {
+                sl.entries.len()
+            } else {
+                (count as usize).min(sl.entries.len())
+            };
+            let out = &mut *c.out;
+            out.array(n);
+            for e in sl.entries.iter().take(n) {
+                out.array(6);
+                out.int(e.id as i64);
+                out.int(e.time as i64);
+                out.int(e.micros as i64);
+                out.array(e.args.len());
+                for arg in &e.args {
+                    out.bulk(arg);
+                }
+                out.bulk(e.addr.as_bytes());
+                out.bulk(e.name.as_bytes());
+            }
+        }
+        (b"help", 2) => {
+            let lines = [
+                "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET [<count>]",
+                "LEN",
+                "RESET",
+                "HELP",
+            ];
+            c.out.array(lines.len());
+            for l in lines {
+                c.out.simple(l);
+            }
+        }
+        _ => c.error(&format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+            String::from_utf8_lossy(a.get(1))
+        )),
+    }
+}
+
+fn latency(c: &mut Ctx, a: &Argv) {
+    match a.get(1).to_ascii_lowercase().as_slice() {
+        b"latest" => c.out.array(0),
+        b"history" if a.len() == 3 => c.out.array(0),
+        b"reset" => c.out.int(0),
+        b"doctor" => c.out.verbatim("Dave, no latency spike was observed during the lifetime of this Cairn instance, not in the slightest bit. I honestly think you ought to sleep better tonight.\n"),
+        b"help" => {
+            let lines = [
+                "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "LATEST",
+                "HISTORY <event>",
+                "RESET [<event> ...]",
+                "DOCTOR",
+                "HELP",
+            ];
+            c.out.array(lines.len());
+            for l in lines {
+                c.out.simple(l);
+            }
+        }
+        _ => c.error(&format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try LATENCY HELP.",
+            String::from_utf8_lossy(a.get(1))
+        )),
+    }
+}
+
+fn role(c: &mut Ctx, _a: &Argv) {
+    c.out.array(3);
+    c.out.bulk(b"master");
+    c.out.int(0);
+    c.out.array(0);
+}

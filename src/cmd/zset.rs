@@ -1,0 +1,5 @@
+//! zset commands.
+
+use super::Command;
+
+pub const COMMANDS: &[Command] = &[];

@@ -1,0 +1,19 @@
+//! Cairn: a Redis-compatible in-memory data server built for durability.
+//!
+//! This crate is the network and command layer: the RESP codec, connections,
+//! the command table and one module per command family. Data, files and their
+//! ordering belong to the `cairn-storage` crate.
+
+pub mod blocking;
+pub mod client;
+pub mod cmd;
+pub mod config;
+pub mod glob;
+pub mod pubsub;
+pub mod resp;
+pub mod server;
+pub mod stats;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The Redis version Cairn reports, for clients that check features by it.
+pub const REDIS_COMPAT_VERSION: &str = "7.0.15";

@@ -1,0 +1,126 @@
+//! `cairn [config-file] [--param value ...]`: runs the server, like redis-server.
+
+use std::process::ExitCode;
+
+use cairn::config::Config;
+use cairn::server;
+
+const USAGE: &str = "Usage: cairn [/path/to/cairn.conf] [options] [-]
+       cairn -v or --version
+       cairn -h or --help
+
+Options are Redis configuration parameters: --port 7777 --dir /data --appendonly yes
+Examples:
+       cairn                      (127.0.0.1:6379, data in ./)
+       cairn /etc/cairn/6379.conf
+       cairn --port 7777 --save \"\" --appendonly yes";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if args.iter().any(|a| a == "-v" || a == "--version") {
+        println!(
+            "Cairn server v={} (Redis {} compatible)",
+            cairn::VERSION,
+            cairn::REDIS_COMPAT_VERSION
+        );
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::from_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    init_logging(&config);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async move {
+        let srv = server::Server::new(config);
+        let listener = match server::bind(&srv).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("Could not create server TCP listening socket: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        tracing::info!(
+            "Cairn {} ready to accept connections on port {} ({} worker threads)",
+            cairn::VERSION,
+            srv.port.load(std::sync::atomic::Ordering::Relaxed),
+            workers
+        );
+        let s2 = srv.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("Received signal, shutting down");
+            s2.request_shutdown();
+        });
+        server::serve(srv.clone(), listener).await;
+        tracing::info!("Cairn is now ready to exit, bye bye...");
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {},
+        _ = term.recv() => {},
+    }
+}
+
+fn init_logging(config: &Config) {
+    let level = match config.get("loglevel") {
+        "debug" => "debug",
+        "verbose" => "info",
+        "notice" => "info",
+        "warning" => "warn",
+        _ => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let logfile = config.get("logfile").to_string();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if logfile.is_empty() {
+        builder.init();
+    } else {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&logfile)
+        {
+            Ok(f) => builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .init(),
+            Err(e) => {
+                eprintln!("Can't open the log file {logfile}: {e}; logging to stdout");
+                tracing_subscriber::fmt().init();
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Pub/sub channels and patterns, and delivery of messages to subscribers.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::client::ClientHandle;
+use crate::resp::Reply;
+
+#[derive(Default)]
+pub struct PubSub {
+    channels: Mutex<HashMap<Vec<u8>, Vec<Arc<ClientHandle>>>>,
+    patterns: Mutex<Vec<(Vec<u8>, Arc<ClientHandle>)>>,
+    /// Hard output limit for subscribers in bytes (0 = none), from
+    /// client-output-buffer-limit pubsub.
+    pub hard_limit: AtomicU64,
+}
+
+impl PubSub {
+    pub fn subscribe(&self, channel: &[u8], client: &Arc<ClientHandle>) {
+        let mut c = self.channels.lock();
+        let subs = c.entry(channel.to_vec()).or_default();
+        if !subs.iter().any(|s| s.id == client.id) {
+            subs.push(client.clone());
+        }
+    }
+
+    pub fn unsubscribe(&self, channel: &[u8], client_id: u64) {
+        let mut c = self.channels.lock();
+        if let Some(subs) = c.get_mut(channel) {
+            subs.retain(|s| s.id != client_id);
+            if subs.is_empty() {
+                c.remove(channel);
+            }
+        }
+    }
+
+    pub fn psubscribe(&self, pattern: &[u8], client: &Arc<ClientHandle>) {
+        let mut p = self.patterns.lock();
+        if !p.iter().any(|(pat, s)| s.id == client.id && pat == pattern) {
+            p.push((pattern.to_vec(), client.clone()));
+        }
+    }
+
+    pub fn punsubscribe(&self, pattern: &[u8], client_id: u64) {
+        self.patterns
+            .lock()
+            .retain(|(pat, s)| !(s.id == client_id && pat == pattern));
+    }
+
+    /// Active channels matching `pattern` (all when None).
+    pub fn channel_names(&self, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
+        self.channels
+            .lock()
+            .keys()
+            .filter(|c| pattern.is_none_or(|p| crate::glob::matches(p, c, false)))
+            .cloned()
+            .collect()
+    }
+
+    pub fn numsub(&self, channel: &[u8]) -> usize {
+        self.channels.lock().get(channel).map_or(0, |v| v.len())
+    }
+
+    pub fn numpat(&self) -> usize {
+        let p = self.patterns.lock();
+        let mut uniq: Vec<&Vec<u8>> = p.iter().map(|(pat, _)| pat).collect();
+        uniq.sort();
+        uniq.dedup();
+        uniq.len()
+    }
+
+    /// Delivers `message` to subscribers of `channel`; returns how many got it.
+    pub fn publish(&self, channel: &[u8], message: &[u8]) -> usize {
+        let mut n = 0;
+        let subs: Vec<Arc<ClientHandle>> = self
+            .channels
+            .lock()
+            .get(channel)
+            .cloned()
+            .unwrap_or_default();
+        for s in subs {
+            let mut r = Reply::new_small(s.resp3.load(Ordering::Relaxed));
+            r.push(3);
+            r.bulk(b"message");
+            r.bulk(channel);
+            r.bulk(message);
+            self.deliver(&s, r.buf);
+            n += 1;
+        }
+        let pats: Vec<(Vec<u8>, Arc<ClientHandle>)> = self
+            .patterns
+            .lock()
+            .iter()
+            .filter(|(p, _)| crate::glob::matches(p, channel, false))
+            .cloned()
+            .collect();
+        for (p, s) in pats {
+            let mut r = Reply::new_small(s.resp3.load(Ordering::Relaxed));
+            r.push(4);
+            r.bulk(b"pmessage");
+            r.bulk(&p);
+            r.bulk(channel);
+            r.bulk(message);
+            self.deliver(&s, r.buf);
+            n += 1;
+        }
+        n
+    }
+
+    fn deliver(&self, client: &ClientHandle, frame: Vec<u8>) {
+        let len = frame.len();
+        let pending = client.push_pending.fetch_add(len, Ordering::AcqRel) + len;
+        let limit = self.hard_limit.load(Ordering::Relaxed);
+        if limit > 0 && pending as u64 > limit {
+            // A subscriber that does not read must not grow memory without bound.
+            client.kill();
+            return;
+        }
+        let _ = client.push_tx.send(Bytes::from(frame));
+    }
+
+    /// Forgets every subscription of a disconnecting client.
+    pub fn remove_client(&self, client_id: u64, channels: &[Vec<u8>], patterns: &[Vec<u8>]) {
+        for c in channels {
+            self.unsubscribe(c, client_id);
+        }
+        for p in patterns {
+            self.punsubscribe(p, client_id);
+        }
+    }
+}

@@ -1,0 +1,654 @@
+//! The server: shared state, the accept loop, one task per connection, and
+//! the periodic jobs (expiry, statistics, idle timeouts).
+//!
+//! Threading: a multi-threaded tokio runtime with one worker per core. Each
+//! connection is a task that reads, parses, executes and writes on whichever
+//! worker runs it; commands lock only the keyspace shards they touch, so both
+//! cores execute commands at once.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cairn_storage::Keyspace;
+use parking_lot::{Mutex, RwLock};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Notify};
+
+use crate::blocking::BlockRegistry;
+use crate::client::{Client, ClientHandle, TimeoutReply};
+use crate::cmd::{self, Command, Notification};
+use crate::config::Config;
+use crate::pubsub::PubSub;
+use crate::resp::{Argv, Limits, Parsed, Reply, RequestParser};
+use crate::stats::{Slowlog, SlowlogEntry, Stats};
+
+/// Keys the active expiry cycle may delete per tick; the rest wait for the
+/// next tick so a mass expiry never stalls clients.
+const EXPIRE_BUDGET_PER_TICK: usize = 2000;
+const EXPIRE_TICK: Duration = Duration::from_millis(1);
+/// Flush the output buffer mid-pipeline beyond this many bytes.
+const OUTPUT_FLUSH_BYTES: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+
+pub struct Server {
+    pub ks: Keyspace,
+    pub config: RwLock<Config>,
+    pub stats: Stats,
+    pub clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+    next_client_id: AtomicU64,
+    pub started: Instant,
+    pub run_id: String,
+    pub port: AtomicU64,
+    pub dirty: AtomicU64,
+    pub blocking: BlockRegistry,
+    pub pubsub: PubSub,
+    pub slowlog: Mutex<Slowlog>,
+    pub shutdown: Notify,
+    pub shutting_down: AtomicBool,
+    // Hot copies of config values, refreshed by `apply_config`.
+    max_bulk_len: AtomicU64,
+    query_buf_limit: AtomicU64,
+    maxclients: AtomicUsize,
+    timeout_secs: AtomicU64,
+    notify_flags: AtomicU64,
+    slowlog_threshold_us: AtomicU64,
+    slowlog_max_len: AtomicUsize,
+    has_password: AtomicBool,
+    pub active_expire_enabled: AtomicBool,
+}
+
+/// notify-keyspace-events letters to bits.
+pub fn parse_notify_flags(s: &str) -> Option<u64> {
+    let mut f = 0u64;
+    for c in s.bytes() {
+        let bits: &[u8] = match c {
+            b'A' => b"g$lshzxet",
+            b'g' | b'$' | b'l' | b's' | b'h' | b'z' | b'x' | b'e' | b'K' | b'E' | b't' | b'm'
+            | b'd' | b'n' => std::slice::from_ref(&c),
+            _ => return None,
+        };
+        for &b in bits {
+            f |= 1 << (b % 64);
+        }
+    }
+    Some(f)
+}
+
+fn flag_bit(c: u8) -> u64 {
+    1 << (c % 64)
+}
+
+pub fn format_notify_flags(f: u64) -> String {
+    let mut s = String::new();
+    if "g$lshzxet".bytes().all(|c| f & flag_bit(c) != 0) {
+        s.push('A');
+    } else {
+        for c in "g$lshzxetd".bytes() {
+            if f & flag_bit(c) != 0 {
+                s.push(c as char);
+            }
+        }
+    }
+    for c in "KEmn".bytes() {
+        if f & flag_bit(c) != 0 {
+            s.push(c as char);
+        }
+    }
+    s
+}
+
+impl Server {
+    pub fn new(config: Config) -> Arc<Server> {
+        let dbs = config.get_i64("databases") as usize;
+        let run_id: String = (0..40)
+            .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+            .collect();
+        let srv = Arc::new(Server {
+            ks: Keyspace::new(dbs),
+            config: RwLock::new(config),
+            stats: Stats::default(),
+            clients: Mutex::new(BTreeMap::new()),
+            next_client_id: AtomicU64::new(1),
+            started: Instant::now(),
+            run_id,
+            port: AtomicU64::new(0),
+            dirty: AtomicU64::new(0),
+            blocking: BlockRegistry::default(),
+            pubsub: PubSub::default(),
+            slowlog: Mutex::new(Slowlog::default()),
+            shutdown: Notify::new(),
+            shutting_down: AtomicBool::new(false),
+            max_bulk_len: AtomicU64::new(0),
+            query_buf_limit: AtomicU64::new(0),
+            maxclients: AtomicUsize::new(0),
+            timeout_secs: AtomicU64::new(0),
+            notify_flags: AtomicU64::new(0),
+            slowlog_threshold_us: AtomicU64::new(0),
+            slowlog_max_len: AtomicUsize::new(0),
+            has_password: AtomicBool::new(false),
+            active_expire_enabled: AtomicBool::new(true),
+        });
+        srv.apply_config();
+        srv
+    }
+
+    /// Refreshes the hot copies after the config changed.
+    pub fn apply_config(&self) {
+        let c = self.config.read();
+        self.max_bulk_len
+            .store(c.get_i64("proto-max-bulk-len") as u64, Ordering::Relaxed);
+        self.query_buf_limit.store(
+            c.get_i64("client-query-buffer-limit") as u64,
+            Ordering::Relaxed,
+        );
+        self.maxclients
+            .store(c.get_i64("maxclients") as usize, Ordering::Relaxed);
+        self.timeout_secs
+            .store(c.get_i64("timeout") as u64, Ordering::Relaxed);
+        self.notify_flags.store(
+            parse_notify_flags(c.get("notify-keyspace-events")).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        let slower = c.get_i64("slowlog-log-slower-than");
+        self.slowlog_threshold_us.store(
+            if slower < 0 { u64::MAX } else { slower as u64 },
+            Ordering::Relaxed,
+        );
+        self.slowlog_max_len
+            .store(c.get_i64("slowlog-max-len") as usize, Ordering::Relaxed);
+        self.has_password
+            .store(!c.get("requirepass").is_empty(), Ordering::Relaxed);
+        let cobl = c.get("client-output-buffer-limit").to_string();
+        let words: Vec<&str> = cobl.split_whitespace().collect();
+        for w in words.chunks(4) {
+            if w[0] == "pubsub" {
+                self.pubsub
+                    .hard_limit
+                    .store(w[1].parse().unwrap_or(0), Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub fn notify_flags(&self) -> u64 {
+        self.notify_flags.load(Ordering::Relaxed)
+    }
+
+    pub fn requires_password(&self) -> bool {
+        self.has_password.load(Ordering::Relaxed)
+    }
+
+    pub fn add_dirty(&self, n: u64) {
+        if n > 0 {
+            self.dirty.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Why a write must be refused now (MISCONF, OOM), if it must.
+    pub fn deny_write_reason(&self, _cmd: &Command) -> Option<String> {
+        None
+    }
+
+    /// Publishes keyspace events allowed by notify-keyspace-events.
+    pub fn publish_notifications(&self, events: &[Notification]) {
+        let flags = self.notify_flags();
+        if flags == 0 {
+            return;
+        }
+        for n in events {
+            if flags & flag_bit(n.class) == 0 {
+                continue;
+            }
+            if flags & flag_bit(b'K') != 0 {
+                let mut ch = format!("__keyspace@{}__:", n.db).into_bytes();
+                ch.extend_from_slice(&n.key);
+                self.pubsub.publish(&ch, n.event.as_bytes());
+            }
+            if flags & flag_bit(b'E') != 0 {
+                let ch = format!("__keyevent@{}__:{}", n.db, n.event);
+                self.pubsub.publish(ch.as_bytes(), &n.key);
+            }
+        }
+    }
+
+    pub fn slowlog_maybe(&self, client: &Client, argv: &Argv, elapsed: Duration) {
+        let us = elapsed.as_micros() as u64;
+        if us < self.slowlog_threshold_us.load(Ordering::Relaxed) {
+            return;
+        }
+        let max = self.slowlog_max_len.load(Ordering::Relaxed);
+        let mut args: Vec<Vec<u8>> = Vec::new();
+        let n = argv.len();
+        // Redis keeps at most 32 arguments of at most 128 bytes each.
+        for (i, a) in argv.iter().enumerate() {
+            if i == 31 && n > 32 {
+                args.push(format!("... ({} more arguments)", n - 31).into_bytes());
+                break;
+            }
+            if a.len() > 128 {
+                let mut t = a[..128].to_vec();
+                t.extend_from_slice(format!("... ({} more bytes)", a.len() - 128).as_bytes());
+                args.push(t);
+            } else {
+                args.push(a.to_vec());
+            }
+        }
+        let mut sl = self.slowlog.lock();
+        let id = sl.next_id;
+        sl.next_id += 1;
+        sl.entries.push_front(SlowlogEntry {
+            id,
+            time: cairn_storage::keyspace::now_ms() / 1000,
+            micros: us,
+            args,
+            addr: client.handle.addr.clone(),
+            name: client.handle.name_string(),
+        });
+        while sl.entries.len() > max {
+            sl.entries.pop_back();
+        }
+    }
+
+    /// Deletes keys whose deadline passed and publishes their events.
+    pub fn active_expire(&self) {
+        if !self.active_expire_enabled.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = cairn_storage::keyspace::now_ms();
+        match self.ks.earliest_deadline() {
+            Some(d) if d <= now => {}
+            _ => return,
+        }
+        let t = Instant::now();
+        let gone = self.ks.expire_due(now, EXPIRE_BUDGET_PER_TICK);
+        if gone.is_empty() {
+            return;
+        }
+        self.stats
+            .expired_keys
+            .fetch_add(gone.len() as u64, Ordering::Relaxed);
+        let events: Vec<Notification> = gone
+            .into_iter()
+            .map(|(db, key)| Notification {
+                class: cmd::event::EXPIRED,
+                event: "expired",
+                db,
+                key,
+            })
+            .collect();
+        self.publish_notifications(&events);
+        self.stats
+            .expire_cycle_cpu_us
+            .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn client_count(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    pub fn request_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        self.shutdown.notify_waiters();
+        self.shutdown.notify_one();
+    }
+}
+
+/// Binds the configured address. Returns the listener and its actual port.
+pub async fn bind(srv: &Arc<Server>) -> std::io::Result<TcpListener> {
+    let (bind, port) = {
+        let c = srv.config.read();
+        (c.get("bind").to_string(), c.get_i64("port") as u16)
+    };
+    let host = bind.split_whitespace().next().unwrap_or("127.0.0.1");
+    let host = host.trim_start_matches('-');
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let listener = TcpListener::bind(&addr).await?;
+    let actual = listener.local_addr()?.port();
+    srv.port.store(actual as u64, Ordering::Relaxed);
+    Ok(listener)
+}
+
+/// Runs until SHUTDOWN or a signal.
+pub async fn serve(srv: Arc<Server>, listener: TcpListener) {
+    tokio::spawn(cron(srv.clone()));
+    tokio::spawn(expire_loop(srv.clone()));
+    loop {
+        tokio::select! {
+            r = listener.accept() => {
+                match r {
+                    Ok((sock, peer)) => {
+                        let srv = srv.clone();
+                        tokio::spawn(async move { handle_connection(srv, sock, peer).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            _ = srv.shutdown.notified() => break,
+        }
+    }
+}
+
+async fn expire_loop(srv: Arc<Server>) {
+    let mut tick = tokio::time::interval(EXPIRE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        srv.active_expire();
+    }
+}
+
+async fn cron(srv: Arc<Server>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut last_cmds = srv.stats.total_commands();
+    let mut last_at = Instant::now();
+    loop {
+        tick.tick().await;
+        let total = srv.stats.total_commands();
+        let secs = last_at.elapsed().as_secs_f64().max(1e-3);
+        srv.stats.instantaneous_ops.store(
+            ((total.saturating_sub(last_cmds)) as f64 / secs) as u64,
+            Ordering::Relaxed,
+        );
+        last_cmds = total;
+        last_at = Instant::now();
+        let timeout = srv.timeout_secs.load(Ordering::Relaxed);
+        if timeout > 0 {
+            let clients: Vec<Arc<ClientHandle>> = srv.clients.lock().values().cloned().collect();
+            for c in clients {
+                let idle = c.last_interaction.lock().elapsed().as_secs();
+                let exempt = c.subscriptions.load(Ordering::Relaxed) > 0
+                    || c.blocked.load(Ordering::Relaxed);
+                if idle > timeout && !exempt {
+                    c.kill();
+                }
+            }
+        }
+    }
+}
+
+fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+async fn handle_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr) {
+    let _ = sock.set_nodelay(true);
+    let laddr = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let (push_tx, mut push_rx) = mpsc::unbounded_channel::<Bytes>();
+    let id = srv.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let handle = Arc::new(ClientHandle {
+        id,
+        addr: peer.to_string(),
+        laddr,
+        fd: id as i64 + 7,
+        created: Instant::now(),
+        name: Mutex::new(None),
+        db: AtomicUsize::new(0),
+        last_cmd: AtomicUsize::new(usize::MAX),
+        last_interaction: Mutex::new(Instant::now()),
+        resp3: AtomicBool::new(false),
+        killed: AtomicBool::new(false),
+        kill_notify: Notify::new(),
+        wake: Notify::new(),
+        push_tx,
+        push_pending: AtomicUsize::new(0),
+        subscriptions: AtomicUsize::new(0),
+        in_multi: AtomicBool::new(false),
+        blocked: AtomicBool::new(false),
+        no_evict: AtomicBool::new(false),
+        bytes_in_query_buf: AtomicU64::new(0),
+    });
+    srv.stats
+        .total_connections_received
+        .fetch_add(1, Ordering::Relaxed);
+    let mut sock = sock;
+    let admitted = {
+        let mut clients = srv.clients.lock();
+        let ok = clients.len() < srv.maxclients.load(Ordering::Relaxed);
+        if ok {
+            clients.insert(id, handle.clone());
+        }
+        ok
+    };
+    if !admitted {
+        srv.stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = sock
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
+        return;
+    }
+    let mut client = Client::new(handle.clone(), !srv.requires_password(), is_loopback(&peer));
+    let mut conn = Connection {
+        srv: &srv,
+        sock,
+        inbuf: Vec::with_capacity(READ_CHUNK),
+        start: 0,
+        parser: RequestParser::new(),
+        out: Reply::new(),
+    };
+    let _ = conn.run(&mut client, &mut push_rx).await;
+    // Cleanup: unblock, unwatch, unsubscribe, unregister.
+    if let Some(b) = client.blocked.take() {
+        srv.blocking.unregister(id, &b.keys);
+    }
+    cmd::multi::unwatch_all(&srv, &mut client);
+    let chans: Vec<Vec<u8>> = client.channels.iter().cloned().collect();
+    let pats: Vec<Vec<u8>> = client.patterns.iter().cloned().collect();
+    srv.pubsub.remove_client(id, &chans, &pats);
+    srv.clients.lock().remove(&id);
+}
+
+struct Connection<'a> {
+    srv: &'a Arc<Server>,
+    sock: TcpStream,
+    inbuf: Vec<u8>,
+    /// Start of the first unprocessed command in `inbuf`.
+    start: usize,
+    parser: RequestParser,
+    out: Reply,
+}
+
+enum Event {
+    Read(std::io::Result<usize>),
+    Push(Option<Bytes>),
+    Killed,
+    Woken,
+    TimedOut,
+}
+
+impl Connection<'_> {
+    async fn run(
+        &mut self,
+        client: &mut Client,
+        push_rx: &mut mpsc::UnboundedReceiver<Bytes>,
+    ) -> std::io::Result<()> {
+        let handle = client.handle.clone();
+        loop {
+            if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 4 {
+                self.inbuf.reserve(READ_CHUNK);
+            }
+            let blocked_deadline = client.blocked.as_ref().map(|b| b.deadline);
+            let ev = {
+                let sleep = async {
+                    match blocked_deadline {
+                        Some(Some(d)) => tokio::time::sleep_until(d.into()).await,
+                        _ => std::future::pending::<()>().await,
+                    }
+                };
+                let woken = async {
+                    if blocked_deadline.is_some() {
+                        handle.wake.notified().await
+                    } else {
+                        std::future::pending::<()>().await
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    _ = handle.kill_notify.notified() => Event::Killed,
+                    m = push_rx.recv() => Event::Push(m),
+                    _ = woken => Event::Woken,
+                    _ = sleep => Event::TimedOut,
+                    r = self.sock.read_buf(&mut self.inbuf) => Event::Read(r),
+                }
+            };
+            if handle.is_killed() {
+                return Ok(());
+            }
+            match ev {
+                Event::Killed => return Ok(()),
+                Event::Push(Some(frame)) => {
+                    handle.push_pending.fetch_sub(frame.len(), Ordering::AcqRel);
+                    self.out.buf.extend_from_slice(&frame);
+                    // Drain whatever else is queued before writing once.
+                    while let Ok(f) = push_rx.try_recv() {
+                        handle.push_pending.fetch_sub(f.len(), Ordering::AcqRel);
+                        self.out.buf.extend_from_slice(&f);
+                    }
+                }
+                Event::Push(None) => return Ok(()),
+                Event::Read(Ok(0)) | Event::Read(Err(_)) => return Ok(()),
+                Event::Read(Ok(n)) => {
+                    self.srv
+                        .stats
+                        .net_input_bytes
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    *handle.last_interaction.lock() = Instant::now();
+                    let limit = self.srv.query_buf_limit.load(Ordering::Relaxed) as usize;
+                    if self.inbuf.len() - self.start > limit {
+                        tracing::warn!(
+                            "closing client {}: query buffer over client-query-buffer-limit",
+                            handle.addr
+                        );
+                        return Ok(());
+                    }
+                }
+                Event::Woken => self.retry_blocked(client),
+                Event::TimedOut => {
+                    if let Some(b) = client.blocked.take() {
+                        self.srv.blocking.unregister(client.id(), &b.keys);
+                        handle.blocked.store(false, Ordering::Relaxed);
+                        self.out.resp3 = client.resp3;
+                        match b.on_timeout {
+                            TimeoutReply::NullArray => self.out.null_array(),
+                            TimeoutReply::NullBulk => self.out.null(),
+                        }
+                    }
+                }
+            }
+            // Run what is buffered, flushing between batches so a huge
+            // pipeline never grows the output buffer without bound.
+            while self.process(client) {
+                self.flush().await?;
+            }
+            self.flush().await?;
+            if client.close_after_reply {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.buf.is_empty() {
+            self.sock.write_all(&self.out.buf).await?;
+            self.srv
+                .stats
+                .net_output_bytes
+                .fetch_add(self.out.buf.len() as u64, Ordering::Relaxed);
+            self.out.buf.clear();
+            if self.out.buf.capacity() > 1 << 20 {
+                self.out.buf.shrink_to(16 * 1024);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the complete commands in the input buffer; true if it stopped
+    /// early because the output buffer is full and more commands wait.
+    fn process(&mut self, client: &mut Client) -> bool {
+        let mut more = false;
+        loop {
+            if client.blocked.is_some() || client.close_after_reply {
+                break;
+            }
+            let limits = Limits {
+                max_bulk_len: self.srv.max_bulk_len.load(Ordering::Relaxed) as i64,
+                authenticated: client.authenticated,
+            };
+            let parsed = self.parser.parse(&self.inbuf[self.start..], &limits);
+            self.out.resp3 = client.resp3;
+            match parsed {
+                Ok(Parsed::Incomplete) => break,
+                Ok(Parsed::Skip(n)) => {
+                    self.start += n;
+                    self.parser.reset();
+                }
+                Ok(Parsed::Multibulk(n)) => {
+                    let argv = Argv::new(&self.inbuf[self.start..], &self.parser.spans);
+                    cmd::execute(self.srv, client, &mut self.out, &argv);
+                    self.start += n;
+                    self.parser.reset();
+                }
+                Ok(Parsed::Inline(n)) => {
+                    let argv = Argv::new(&self.parser.scratch, &self.parser.spans);
+                    cmd::execute(self.srv, client, &mut self.out, &argv);
+                    self.start += n;
+                    self.parser.reset();
+                }
+                Err(e) => {
+                    self.out.error(&format!("ERR Protocol error: {}", e.0));
+                    client.close_after_reply = true;
+                    break;
+                }
+            }
+            if self.out.buf.len() > OUTPUT_FLUSH_BYTES {
+                more = true;
+                break;
+            }
+        }
+        // Compact: keep only the unprocessed tail.
+        if self.start > 0 {
+            self.inbuf.drain(..self.start);
+            self.start = 0;
+        }
+        more
+    }
+
+    /// A key we block on was signalled: run the command again.
+    fn retry_blocked(&mut self, client: &mut Client) {
+        let Some(b) = client.blocked.take() else {
+            return;
+        };
+        self.out.resp3 = client.resp3;
+        let argv = b.argv.argv();
+        let idx = cmd::table()
+            .lookup(argv.get(0))
+            .expect("blocked command exists");
+        cmd::run(self.srv, client, &mut self.out, idx, &argv);
+        match client.blocked.as_mut() {
+            Some(again) => {
+                // Still nothing for us: keep our place and original deadline.
+                again.deadline = b.deadline;
+            }
+            None => {
+                self.srv.blocking.unregister(client.id(), &b.keys);
+                client.handle.blocked.store(false, Ordering::Relaxed);
+                // We may have left data for the next waiter.
+                for (db, k) in &b.keys {
+                    self.srv.blocking.signal(*db, k);
+                }
+            }
+        }
+    }
+}

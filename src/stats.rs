@@ -1,0 +1,116 @@
+//! Server statistics for INFO, kept cheap on the hot path: per-command call
+//! counters live in per-thread blocks so two cores never bounce one cache
+//! line; INFO adds the blocks up.
+
+use std::cell::OnceCell;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+struct CmdCounters {
+    calls: Box<[AtomicU64]>,
+    usec: Box<[AtomicU64]>,
+}
+
+fn new_counters(n: usize) -> Arc<CmdCounters> {
+    Arc::new(CmdCounters {
+        calls: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        usec: (0..n).map(|_| AtomicU64::new(0)).collect(),
+    })
+}
+
+fn all_blocks() -> &'static Mutex<Vec<Arc<CmdCounters>>> {
+    static BLOCKS: OnceLock<Mutex<Vec<Arc<CmdCounters>>>> = OnceLock::new();
+    BLOCKS.get_or_init(Default::default)
+}
+
+thread_local! {
+    static LOCAL: OnceCell<Arc<CmdCounters>> = const { OnceCell::new() };
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub total_connections_received: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub expired_keys: AtomicU64,
+    pub expired_stale_perc: AtomicU64,
+    pub expire_cycle_cpu_us: AtomicU64,
+    pub evicted_keys: AtomicU64,
+    pub keyspace_hits: AtomicU64,
+    pub keyspace_misses: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+    pub total_error_replies: AtomicU64,
+    /// Commands per second over the last cron sample.
+    pub instantaneous_ops: AtomicU64,
+}
+
+impl Stats {
+    pub fn record_call(&self, cmd_index: usize, elapsed: Duration) {
+        LOCAL.with(|cell| {
+            let c = cell.get_or_init(|| {
+                let c = new_counters(crate::cmd::table().commands.len());
+                all_blocks().lock().push(c.clone());
+                c
+            });
+            c.calls[cmd_index].fetch_add(1, Relaxed);
+            c.usec[cmd_index].fetch_add(elapsed.as_micros() as u64, Relaxed);
+        });
+    }
+
+    /// (calls, microseconds) per command index.
+    pub fn command_totals(&self) -> Vec<(u64, u64)> {
+        let n = crate::cmd::table().commands.len();
+        let mut out = vec![(0, 0); n];
+        for b in all_blocks().lock().iter() {
+            for (i, o) in out.iter_mut().enumerate() {
+                o.0 += b.calls[i].load(Relaxed);
+                o.1 += b.usec[i].load(Relaxed);
+            }
+        }
+        out
+    }
+
+    pub fn total_commands(&self) -> u64 {
+        self.command_totals().iter().map(|c| c.0).sum()
+    }
+
+    pub fn reset(&self) {
+        for b in all_blocks().lock().iter() {
+            for a in b.calls.iter().chain(b.usec.iter()) {
+                a.store(0, Relaxed);
+            }
+        }
+        for a in [
+            &self.total_connections_received,
+            &self.rejected_connections,
+            &self.expired_keys,
+            &self.evicted_keys,
+            &self.keyspace_hits,
+            &self.keyspace_misses,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
+            &self.total_error_replies,
+            &self.expire_cycle_cpu_us,
+        ] {
+            a.store(0, Relaxed);
+        }
+    }
+}
+
+pub struct SlowlogEntry {
+    pub id: u64,
+    pub time: u64,
+    pub micros: u64,
+    pub args: Vec<Vec<u8>>,
+    pub addr: String,
+    pub name: String,
+}
+
+#[derive(Default)]
+pub struct Slowlog {
+    pub entries: std::collections::VecDeque<SlowlogEntry>,
+    pub next_id: u64,
+}

@@ -1,0 +1,481 @@
+//! A chained hash table with power-of-two bucket counts.
+//!
+//! Why not `std`/hashbrown: SCAN, HSCAN and SSCAN must return every element that
+//! is present for the whole iteration even when the table grows or shrinks in
+//! between calls. With chained buckets and a power-of-two size, Redis's
+//! reverse-binary cursor gives exactly that guarantee; open addressing does not.
+//! The same layout also makes uniform random sampling (RANDOMKEY, SPOP, eviction)
+//! cheap.
+
+use std::borrow::Borrow;
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
+
+/// Hashes byte strings with one process-wide random seed, so hash flooding needs
+/// knowledge an attacker does not have, while the shard choice and the table
+/// lookup can share one hash computation.
+pub fn hash_bytes(bytes: &[u8]) -> u64 {
+    static STATE: OnceLock<foldhash::fast::RandomState> = OnceLock::new();
+    STATE
+        .get_or_init(foldhash::fast::RandomState::default)
+        .hash_one(bytes)
+}
+
+struct Node<K, V> {
+    hash: u64,
+    key: K,
+    val: V,
+    next: Option<Box<Node<K, V>>>,
+}
+
+const MIN_BUCKETS: usize = 4;
+
+pub struct Dict<K, V> {
+    buckets: Vec<Option<Box<Node<K, V>>>>,
+    len: usize,
+}
+
+impl<K, V> Default for Dict<K, V> {
+    fn default() -> Self {
+        Dict {
+            buckets: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<K: Borrow<[u8]>, V> Dict<K, V> {
+    pub const fn new() -> Self {
+        Dict {
+            buckets: Vec::new(),
+            len: 0,
+        }
+    }
+
+    pub fn with_capacity(n: usize) -> Self {
+        let mut d = Self::new();
+        if n > 0 {
+            d.rehash(n.next_power_of_two().max(MIN_BUCKETS));
+        }
+        d
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of buckets; exposed for memory estimates and tests.
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    fn mask(&self) -> usize {
+        self.buckets.len().wrapping_sub(1)
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<&V> {
+        self.get_hashed(hash_bytes(key), key)
+    }
+
+    pub fn get_hashed(&self, hash: u64, key: &[u8]) -> Option<&V> {
+        if self.len == 0 {
+            return None;
+        }
+        let mut cur = self.buckets[hash as usize & self.mask()].as_deref();
+        while let Some(n) = cur {
+            if n.hash == hash && n.key.borrow() == key {
+                return Some(&n.val);
+            }
+            cur = n.next.as_deref();
+        }
+        None
+    }
+
+    pub fn get_key_value(&self, key: &[u8]) -> Option<(&K, &V)> {
+        if self.len == 0 {
+            return None;
+        }
+        let hash = hash_bytes(key);
+        let mut cur = self.buckets[hash as usize & self.mask()].as_deref();
+        while let Some(n) = cur {
+            if n.hash == hash && n.key.borrow() == key {
+                return Some((&n.key, &n.val));
+            }
+            cur = n.next.as_deref();
+        }
+        None
+    }
+
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
+        self.get_mut_hashed(hash_bytes(key), key)
+    }
+
+    pub fn get_mut_hashed(&mut self, hash: u64, key: &[u8]) -> Option<&mut V> {
+        if self.len == 0 {
+            return None;
+        }
+        let mask = self.mask();
+        let mut cur = self.buckets[hash as usize & mask].as_deref_mut();
+        while let Some(n) = cur {
+            if n.hash == hash && n.key.borrow() == key {
+                return Some(&mut n.val);
+            }
+            cur = n.next.as_deref_mut();
+        }
+        None
+    }
+
+    pub fn get_key_value_mut_hashed(&mut self, hash: u64, key: &[u8]) -> Option<(&K, &mut V)> {
+        if self.len == 0 {
+            return None;
+        }
+        let mask = self.mask();
+        let mut cur = self.buckets[hash as usize & mask].as_deref_mut();
+        while let Some(n) = cur {
+            if n.hash == hash && n.key.borrow() == key {
+                return Some((&n.key, &mut n.val));
+            }
+            cur = n.next.as_deref_mut();
+        }
+        None
+    }
+
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Inserts or replaces; returns the previous value.
+    pub fn insert(&mut self, key: K, val: V) -> Option<V> {
+        let hash = hash_bytes(key.borrow());
+        self.insert_hashed(hash, key, val)
+    }
+
+    pub fn insert_hashed(&mut self, hash: u64, key: K, val: V) -> Option<V> {
+        if let Some(slot) = self.get_mut_hashed(hash, key.borrow()) {
+            return Some(std::mem::replace(slot, val));
+        }
+        self.insert_new_hashed(hash, key, val);
+        None
+    }
+
+    /// Inserts a key the caller knows is absent.
+    pub fn insert_new_hashed(&mut self, hash: u64, key: K, val: V) {
+        if self.len >= self.buckets.len() {
+            self.rehash((self.buckets.len() * 2).max(MIN_BUCKETS));
+        }
+        let idx = hash as usize & self.mask();
+        let next = self.buckets[idx].take();
+        self.buckets[idx] = Some(Box::new(Node {
+            hash,
+            key,
+            val,
+            next,
+        }));
+        self.len += 1;
+    }
+
+    /// Returns the value for `key`, inserting `make()` first when absent.
+    pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> (K, V)) -> &mut V {
+        let hash = hash_bytes(key);
+        if self.get_hashed(hash, key).is_none() {
+            let (k, v) = make();
+            self.insert_new_hashed(hash, k, v);
+        }
+        self.get_mut_hashed(hash, key).expect("just inserted")
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<V> {
+        self.remove_entry_hashed(hash_bytes(key), key)
+            .map(|(_, v)| v)
+    }
+
+    pub fn remove_entry(&mut self, key: &[u8]) -> Option<(K, V)> {
+        self.remove_entry_hashed(hash_bytes(key), key)
+    }
+
+    pub fn remove_entry_hashed(&mut self, hash: u64, key: &[u8]) -> Option<(K, V)> {
+        if self.len == 0 {
+            return None;
+        }
+        let idx = hash as usize & self.mask();
+        let mut link = &mut self.buckets[idx];
+        loop {
+            match link {
+                None => return None,
+                Some(n) if n.hash == hash && n.key.borrow() == key => {
+                    let mut node = link.take().expect("matched Some");
+                    *link = node.next.take();
+                    self.len -= 1;
+                    let out = (node.key, node.val);
+                    self.maybe_shrink();
+                    return Some(out);
+                }
+                Some(n) => link = &mut n.next,
+            }
+        }
+    }
+
+    fn maybe_shrink(&mut self) {
+        let n = self.buckets.len();
+        if n > MIN_BUCKETS && self.len * 8 < n {
+            self.rehash(self.len.next_power_of_two().max(MIN_BUCKETS));
+        }
+    }
+
+    pub fn clear(&mut self) {
+        // Drop chains iteratively: a recursive Box drop of a long chain could
+        // overflow the stack.
+        for b in self.buckets.iter_mut() {
+            let mut cur = b.take();
+            while let Some(mut n) = cur {
+                cur = n.next.take();
+            }
+        }
+        self.buckets = Vec::new();
+        self.len = 0;
+    }
+
+    fn rehash(&mut self, new_size: usize) {
+        debug_assert!(new_size.is_power_of_two());
+        let mut fresh: Vec<Option<Box<Node<K, V>>>> = Vec::with_capacity(new_size);
+        fresh.resize_with(new_size, || None);
+        let mask = new_size - 1;
+        for b in self.buckets.iter_mut() {
+            let mut cur = b.take();
+            while let Some(mut n) = cur {
+                cur = n.next.take();
+                let idx = n.hash as usize & mask;
+                n.next = fresh[idx].take();
+                fresh[idx] = Some(n);
+            }
+        }
+        self.buckets = fresh;
+    }
+
+    /// Visits one bucket (plus its chain) and returns the next cursor; 0 means
+    /// the iteration is complete. Elements present for the whole iteration are
+    /// visited at least once even if the table is resized between calls.
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&K, &V)) -> u64 {
+        if self.buckets.is_empty() {
+            return 0;
+        }
+        let mask = self.mask() as u64;
+        let mut cur = self.buckets[(cursor & mask) as usize].as_deref();
+        while let Some(n) = cur {
+            f(&n.key, &n.val);
+            cur = n.next.as_deref();
+        }
+        // Increment the reversed cursor over the bits of the mask.
+        let mut v = cursor | !mask;
+        v = v.reverse_bits();
+        v = v.wrapping_add(1);
+        v.reverse_bits()
+    }
+
+    /// A uniformly random bucket's random element; `rand_u64` supplies randomness.
+    pub fn random_entry(&self, mut rand_u64: impl FnMut() -> u64) -> Option<(&K, &V)> {
+        if self.len == 0 {
+            return None;
+        }
+        let mask = self.mask() as u64;
+        loop {
+            let mut cur = self.buckets[(rand_u64() & mask) as usize].as_deref();
+            let mut chain_len = 0usize;
+            let mut c = cur;
+            while let Some(n) = c {
+                chain_len += 1;
+                c = n.next.as_deref();
+            }
+            if chain_len == 0 {
+                continue;
+            }
+            let pick = (rand_u64() % chain_len as u64) as usize;
+            for _ in 0..pick {
+                cur = cur.and_then(|n| n.next.as_deref());
+            }
+            let n = cur.expect("pick < chain_len");
+            return Some((&n.key, &n.val));
+        }
+    }
+
+    pub fn iter(&self) -> Iter<'_, K, V> {
+        Iter {
+            buckets: &self.buckets,
+            idx: 0,
+            cur: None,
+        }
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.iter().map(|(k, _)| k)
+    }
+
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&K, &mut V)) {
+        for b in self.buckets.iter_mut() {
+            let mut cur = b.as_deref_mut();
+            while let Some(n) = cur {
+                f(&n.key, &mut n.val);
+                cur = n.next.as_deref_mut();
+            }
+        }
+    }
+
+    /// Removes and yields every entry.
+    pub fn drain(&mut self) -> Vec<(K, V)> {
+        let mut out = Vec::with_capacity(self.len);
+        for b in self.buckets.iter_mut() {
+            let mut cur = b.take();
+            while let Some(mut n) = cur {
+                cur = n.next.take();
+                out.push((n.key, n.val));
+            }
+        }
+        self.buckets = Vec::new();
+        self.len = 0;
+        out
+    }
+
+    /// Keeps the entries for which `keep` returns true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        for b in self.buckets.iter_mut() {
+            let mut cur = b.take();
+            while let Some(mut n) = cur {
+                cur = n.next.take();
+                if keep(&n.key, &mut n.val) {
+                    n.next = b.take();
+                    *b = Some(n);
+                } else {
+                    self.len -= 1;
+                }
+            }
+        }
+        self.maybe_shrink();
+    }
+}
+
+impl<K, V> Drop for Dict<K, V> {
+    fn drop(&mut self) {
+        for b in self.buckets.iter_mut() {
+            let mut cur = b.take();
+            while let Some(mut n) = cur {
+                cur = n.next.take();
+            }
+        }
+    }
+}
+
+impl<K: Borrow<[u8]> + Clone, V: Clone> Clone for Dict<K, V> {
+    fn clone(&self) -> Self {
+        let mut d = Dict::with_capacity(self.len);
+        for (k, v) in self.iter() {
+            let h = hash_bytes(k.borrow());
+            d.insert_new_hashed(h, k.clone(), v.clone());
+        }
+        d
+    }
+}
+
+impl<K: Borrow<[u8]> + std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debug for Dict<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+pub struct Iter<'a, K, V> {
+    buckets: &'a [Option<Box<Node<K, V>>>],
+    idx: usize,
+    cur: Option<&'a Node<K, V>>,
+}
+
+impl<'a, K, V> Iterator for Iter<'a, K, V> {
+    type Item = (&'a K, &'a V);
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(n) = self.cur {
+                self.cur = n.next.as_deref();
+                return Some((&n.key, &n.val));
+            }
+            if self.idx >= self.buckets.len() {
+                return None;
+            }
+            self.cur = self.buckets[self.idx].as_deref();
+            self.idx += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn key(i: u32) -> Vec<u8> {
+        format!("k{i}").into_bytes()
+    }
+
+    #[test]
+    fn insert_get_remove() {
+        let mut d: Dict<Vec<u8>, u32> = Dict::new();
+        for i in 0..1000 {
+            assert!(d.insert(key(i), i).is_none());
+        }
+        assert_eq!(d.len(), 1000);
+        for i in 0..1000 {
+            assert_eq!(d.get(&key(i)), Some(&i));
+        }
+        for i in 0..990 {
+            assert_eq!(d.remove(&key(i)), Some(i));
+        }
+        assert_eq!(d.len(), 10);
+        assert!(d.bucket_count() <= 64, "table shrinks after removals");
+        assert_eq!(d.get(&key(995)), Some(&995));
+    }
+
+    #[test]
+    fn scan_sees_every_stable_key_across_resizes() {
+        let mut d: Dict<Vec<u8>, ()> = Dict::new();
+        for i in 0..500 {
+            d.insert(key(i), ());
+        }
+        let mut seen = HashSet::new();
+        let mut cursor = 0;
+        let mut step = 0u32;
+        loop {
+            cursor = d.scan(cursor, |k, _| {
+                seen.insert(k.clone());
+            });
+            // Grow and shrink the table mid-scan with keys that come and go.
+            step += 1;
+            if step % 3 == 0 {
+                for j in 0..200 {
+                    d.insert(format!("tmp{step}-{j}").into_bytes(), ());
+                }
+            } else if step % 3 == 1 {
+                d.retain(|k, _| !k.starts_with(b"tmp"));
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..500 {
+            assert!(seen.contains(&key(i)), "missed key {i}");
+        }
+    }
+
+    #[test]
+    fn random_entry_returns_members() {
+        let mut d: Dict<Vec<u8>, u32> = Dict::new();
+        assert!(d.random_entry(rand::random).is_none());
+        for i in 0..50 {
+            d.insert(key(i), i);
+        }
+        for _ in 0..100 {
+            let (k, v) = d.random_entry(rand::random).unwrap();
+            assert_eq!(k, &key(*v));
+        }
+    }
+}

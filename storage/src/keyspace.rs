@@ -1,0 +1,696 @@
+//! The keyspace: every database's keys, values and deadlines, split into
+//! shards that are locked independently so both cores can execute commands.
+//!
+//! A shard holds the keys of all databases whose hash falls into it. A command
+//! locks the shards of the keys it names (in ascending order, so two commands
+//! can never deadlock) or all shards for whole-keyspace commands, then works on
+//! a [`Locked`] view that routes each key to its shard.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::dict::{hash_bytes, Dict};
+use crate::value::Value;
+
+pub type Key = Bytes;
+
+/// Number of lock shards. A power of two; the top bits of a key's hash pick it.
+pub const SHARDS: usize = 64;
+
+fn shard_index(hash: u64) -> usize {
+    (hash >> (64 - SHARDS.trailing_zeros())) as usize
+}
+
+/// Shard of `key`, for callers that group keys before locking.
+pub fn shard_of(key: &[u8]) -> usize {
+    shard_index(hash_bytes(key))
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A coarse access clock in seconds for OBJECT IDLETIME and LRU eviction.
+pub fn lru_clock() -> u32 {
+    (now_ms() / 1000) as u32
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub value: Value,
+    /// Absolute deadline in ms since the epoch; 0 means no expiry.
+    expire_at_ms: u64,
+    /// Last access, from [`lru_clock`].
+    pub lru: u32,
+}
+
+impl Entry {
+    pub fn new(value: Value) -> Self {
+        Entry {
+            value,
+            expire_at_ms: 0,
+            lru: lru_clock(),
+        }
+    }
+
+    pub fn expire_at_ms(&self) -> Option<u64> {
+        (self.expire_at_ms != 0).then_some(self.expire_at_ms)
+    }
+}
+
+#[derive(Default)]
+pub struct DbShard {
+    dict: Dict<Key, Entry>,
+    /// Deadline index: (deadline, key) for every key with a TTL, so expiry can
+    /// find what is due without sampling.
+    expires: BTreeSet<(u64, Key)>,
+}
+
+impl DbShard {
+    pub fn len(&self) -> usize {
+        self.dict.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.dict.is_empty()
+    }
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
+        self.dict.iter()
+    }
+    pub fn dict(&self) -> &Dict<Key, Entry> {
+        &self.dict
+    }
+    fn clear(&mut self) {
+        self.dict.clear();
+        self.expires.clear();
+    }
+}
+
+/// A WATCH registration: set to true when the watched key is modified.
+pub type WatchFlag = Arc<AtomicBool>;
+
+pub struct Shard {
+    dbs: Box<[DbShard]>,
+    watched: HashMap<(usize, Key), Vec<WatchFlag>>,
+}
+
+impl Shard {
+    pub fn db(&self, db: usize) -> &DbShard {
+        &self.dbs[db]
+    }
+}
+
+pub struct Keyspace {
+    shards: Box<[Mutex<Shard>]>,
+    /// Earliest deadline per shard (u64::MAX when none), so the expiry cycle can
+    /// skip shards without locking them.
+    next_deadline: Box<[AtomicU64]>,
+    db_count: usize,
+}
+
+impl Keyspace {
+    pub fn new(db_count: usize) -> Self {
+        let db_count = db_count.max(1);
+        let shards = (0..SHARDS)
+            .map(|_| {
+                Mutex::new(Shard {
+                    dbs: (0..db_count).map(|_| DbShard::default()).collect(),
+                    watched: HashMap::new(),
+                })
+            })
+            .collect();
+        let next_deadline = (0..SHARDS).map(|_| AtomicU64::new(u64::MAX)).collect();
+        Keyspace {
+            shards,
+            next_deadline,
+            db_count,
+        }
+    }
+
+    pub fn db_count(&self) -> usize {
+        self.db_count
+    }
+
+    /// Locks the shards of `keys` in ascending shard order.
+    pub fn lock_keys<'a, I, K>(&'a self, keys: I, now_ms: u64) -> Locked<'a>
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<[u8]>,
+    {
+        let mut idx: Vec<usize> = keys.into_iter().map(|k| shard_of(k.as_ref())).collect();
+        match idx.len() {
+            0 => Locked::new(self, Guards::Many(Vec::new()), now_ms),
+            1 => Locked::new(
+                self,
+                Guards::One(idx[0], self.shards[idx[0]].lock()),
+                now_ms,
+            ),
+            _ => {
+                idx.sort_unstable();
+                idx.dedup();
+                let guards = idx
+                    .into_iter()
+                    .map(|i| (i, self.shards[i].lock()))
+                    .collect();
+                Locked::new(self, Guards::Many(guards), now_ms)
+            }
+        }
+    }
+
+    /// Locks one key's shard: the fast path of single-key commands.
+    pub fn lock_key(&self, key: &[u8], now_ms: u64) -> Locked<'_> {
+        let i = shard_of(key);
+        Locked::new(self, Guards::One(i, self.shards[i].lock()), now_ms)
+    }
+
+    pub fn lock_all(&self, now_ms: u64) -> Locked<'_> {
+        Locked::new(
+            self,
+            Guards::All(self.shards.iter().map(|s| s.lock()).collect()),
+            now_ms,
+        )
+    }
+
+    /// Locks a single shard by index (snapshots and expiry walk shard by shard).
+    pub fn lock_shard(&self, i: usize) -> MutexGuard<'_, Shard> {
+        self.shards[i].lock()
+    }
+
+    /// Keys and keys-with-TTL per database, for INFO keyspace and DBSIZE.
+    pub fn counts(&self) -> Vec<(usize, usize)> {
+        let mut out = vec![(0, 0); self.db_count];
+        for s in self.shards.iter() {
+            let s = s.lock();
+            for (db, d) in s.dbs.iter().enumerate() {
+                out[db].0 += d.dict.len();
+                out[db].1 += d.expires.len();
+            }
+        }
+        out
+    }
+
+    /// Deletes keys whose deadline is at or before `now`, at most `budget` of
+    /// them, and returns them for propagation and notification.
+    pub fn expire_due(&self, now: u64, budget: usize) -> Vec<(usize, Key)> {
+        let mut out = Vec::new();
+        for (i, shard) in self.shards.iter().enumerate() {
+            if self.next_deadline[i].load(Ordering::Relaxed) > now {
+                continue;
+            }
+            let mut s = shard.lock();
+            let Shard { dbs, watched } = &mut *s;
+            for (db, d) in dbs.iter_mut().enumerate() {
+                while out.len() < budget {
+                    let Some((at, key)) = d.expires.first().cloned() else {
+                        break;
+                    };
+                    if at > now {
+                        break;
+                    }
+                    d.expires.pop_first();
+                    d.dict.remove(&key);
+                    touch_watchers(watched, db, &key);
+                    out.push((db, key));
+                }
+            }
+            let next = dbs
+                .iter()
+                .filter_map(|d| d.expires.first().map(|(at, _)| *at))
+                .min()
+                .unwrap_or(u64::MAX);
+            self.next_deadline[i].store(next, Ordering::Relaxed);
+            if out.len() >= budget {
+                break;
+            }
+        }
+        out
+    }
+
+    /// The earliest deadline in the keyspace, if any.
+    pub fn earliest_deadline(&self) -> Option<u64> {
+        let m = self
+            .next_deadline
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(u64::MAX);
+        (m != u64::MAX).then_some(m)
+    }
+}
+
+fn touch_watchers(watched: &mut HashMap<(usize, Key), Vec<WatchFlag>>, db: usize, key: &[u8]) {
+    if watched.is_empty() {
+        return;
+    }
+    if let Some(flags) = watched.remove(&(db, Bytes::copy_from_slice(key))) {
+        for f in flags {
+            f.store(true, Ordering::Release);
+        }
+    }
+}
+
+enum Guards<'a> {
+    One(usize, MutexGuard<'a, Shard>),
+    Many(Vec<(usize, MutexGuard<'a, Shard>)>),
+    All(Vec<MutexGuard<'a, Shard>>),
+}
+
+/// The shards a command holds, with key-level operations on them.
+pub struct Locked<'a> {
+    ks: &'a Keyspace,
+    guards: Guards<'a>,
+    /// The time the command runs at; every expiry check of one command uses it.
+    pub now_ms: u64,
+    /// Keys found expired (and deleted) by lookups while locked, in order.
+    pub expired: Vec<(usize, Key)>,
+    /// Set while loading data or replaying a log: nothing expires then.
+    pub no_expire: bool,
+}
+
+impl<'a> Locked<'a> {
+    fn new(ks: &'a Keyspace, guards: Guards<'a>, now_ms: u64) -> Self {
+        Locked {
+            ks,
+            guards,
+            now_ms,
+            expired: Vec::new(),
+            no_expire: false,
+        }
+    }
+
+    pub fn keyspace(&self) -> &'a Keyspace {
+        self.ks
+    }
+
+    pub fn holds_all(&self) -> bool {
+        matches!(self.guards, Guards::All(_))
+    }
+
+    /// Whether this view holds the shard of `key` (multi-key commands check
+    /// before touching a key that was not declared up front).
+    pub fn holds(&self, key: &[u8]) -> bool {
+        let i = shard_of(key);
+        match &self.guards {
+            Guards::One(j, _) => *j == i,
+            Guards::Many(v) => v.iter().any(|(j, _)| *j == i),
+            Guards::All(_) => true,
+        }
+    }
+
+    fn shard(&mut self, idx: usize) -> &mut Shard {
+        match &mut self.guards {
+            Guards::One(j, g) if *j == idx => g,
+            Guards::Many(v) => {
+                let pos = v
+                    .iter()
+                    .position(|(j, _)| *j == idx)
+                    .expect("key's shard was not locked: command key spec is wrong");
+                &mut v[pos].1
+            }
+            Guards::All(v) => &mut v[idx],
+            Guards::One(..) => panic!("key's shard was not locked: command key spec is wrong"),
+        }
+    }
+
+    fn shards_mut(&mut self) -> Vec<&mut Shard> {
+        match &mut self.guards {
+            Guards::One(_, g) => vec![&mut **g],
+            Guards::Many(v) => v.iter_mut().map(|(_, g)| &mut **g).collect(),
+            Guards::All(v) => v.iter_mut().map(|g| &mut **g).collect(),
+        }
+    }
+
+    fn note_deadline(&self, idx: usize, at: u64) {
+        self.ks.next_deadline[idx].fetch_min(at, Ordering::Relaxed);
+    }
+
+    /// Looks a key up, deleting it first if its deadline has passed.
+    pub fn lookup(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        let hash = hash_bytes(key);
+        let idx = shard_index(hash);
+        let now = self.now_ms;
+        let no_expire = self.no_expire;
+        let expired = {
+            let shard = self.shard(idx);
+            let d = &mut shard.dbs[db];
+            match d.dict.get_hashed(hash, key) {
+                None => return None,
+                Some(e) => !no_expire && e.expire_at_ms != 0 && e.expire_at_ms <= now,
+            }
+        };
+        if expired {
+            let shard = self.shard(idx);
+            let Shard { dbs, watched } = shard;
+            let d = &mut dbs[db];
+            if let Some((k, e)) = d.dict.remove_entry_hashed(hash, key) {
+                d.expires.remove(&(e.expire_at_ms, k.clone()));
+                touch_watchers(watched, db, key);
+                self.expired.push((db, k));
+            }
+            return None;
+        }
+        let shard = self.shard(idx);
+        let e = shard.dbs[db].dict.get_mut_hashed(hash, key)?;
+        e.lru = lru_clock();
+        Some(e)
+    }
+
+    /// Like [`lookup`](Self::lookup) but tells WATCHers the key is being modified.
+    pub fn lookup_write(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        if self.lookup(db, key).is_none() {
+            return None;
+        }
+        self.signal_modified(db, key);
+        self.lookup(db, key)
+    }
+
+    pub fn exists(&mut self, db: usize, key: &[u8]) -> bool {
+        self.lookup(db, key).is_some()
+    }
+
+    /// Sets `key` to `value`, dropping any TTL (SET semantics).
+    pub fn set(&mut self, db: usize, key: &[u8], value: Value) {
+        self.store(db, key, value, false)
+    }
+
+    /// Sets `key` to `value` and keeps its TTL if it has one (KEEPTTL).
+    pub fn set_keep_ttl(&mut self, db: usize, key: &[u8], value: Value) {
+        self.store(db, key, value, true)
+    }
+
+    fn store(&mut self, db: usize, key: &[u8], value: Value, keep_ttl: bool) {
+        // Expire first so an expired key's deadline never survives a KEEPTTL.
+        self.lookup(db, key);
+        let hash = hash_bytes(key);
+        let idx = shard_index(hash);
+        let shard = self.shard(idx);
+        let Shard { dbs, watched } = shard;
+        let d = &mut dbs[db];
+        touch_watchers(watched, db, key);
+        match d.dict.get_mut_hashed(hash, key) {
+            Some(e) => {
+                e.value = value;
+                e.lru = lru_clock();
+                if !keep_ttl && e.expire_at_ms != 0 {
+                    let at = std::mem::replace(&mut e.expire_at_ms, 0);
+                    d.expires.remove(&(at, Bytes::copy_from_slice(key)));
+                }
+            }
+            None => d
+                .dict
+                .insert_new_hashed(hash, Bytes::copy_from_slice(key), Entry::new(value)),
+        }
+    }
+
+    /// Inserts an entry with its deadline as-is (RDB load, RESTORE, MOVE, COPY).
+    pub fn insert_entry(&mut self, db: usize, key: &[u8], value: Value, expire_at_ms: Option<u64>) {
+        self.remove(db, key);
+        self.set(db, key, value);
+        if let Some(at) = expire_at_ms {
+            self.set_expire(db, key, at);
+        }
+    }
+
+    pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
+        let hash = hash_bytes(key);
+        let idx = shard_index(hash);
+        let now = self.now_ms;
+        let no_expire = self.no_expire;
+        let shard = self.shard(idx);
+        let Shard { dbs, watched } = shard;
+        let d = &mut dbs[db];
+        let (k, e) = d.dict.remove_entry_hashed(hash, key)?;
+        if e.expire_at_ms != 0 {
+            d.expires.remove(&(e.expire_at_ms, k.clone()));
+        }
+        touch_watchers(watched, db, key);
+        if !no_expire && e.expire_at_ms != 0 && e.expire_at_ms <= now {
+            // It was already logically gone: report it as expired, not deleted.
+            self.expired.push((db, k));
+            return None;
+        }
+        Some(e)
+    }
+
+    /// Sets an absolute deadline on an existing key; false if the key is absent.
+    pub fn set_expire(&mut self, db: usize, key: &[u8], at_ms: u64) -> bool {
+        let at_ms = at_ms.max(1);
+        if self.lookup(db, key).is_none() {
+            return false;
+        }
+        let hash = hash_bytes(key);
+        let idx = shard_index(hash);
+        let shard = self.shard(idx);
+        let Shard { dbs, watched } = shard;
+        let d = &mut dbs[db];
+        let Some((k, e)) = d.dict.get_key_value_mut_hashed(hash, key) else {
+            return false;
+        };
+        if e.expire_at_ms != 0 {
+            d.expires.remove(&(e.expire_at_ms, k.clone()));
+        }
+        e.expire_at_ms = at_ms;
+        d.expires.insert((at_ms, k.clone()));
+        touch_watchers(watched, db, key);
+        self.note_deadline(idx, at_ms);
+        true
+    }
+
+    /// Removes a key's deadline; true if it had one.
+    pub fn persist(&mut self, db: usize, key: &[u8]) -> bool {
+        let Some(e) = self.lookup(db, key) else {
+            return false;
+        };
+        if e.expire_at_ms == 0 {
+            return false;
+        }
+        let at = std::mem::replace(&mut e.expire_at_ms, 0);
+        let hash = hash_bytes(key);
+        let shard = self.shard(shard_index(hash));
+        let Shard { dbs, watched } = shard;
+        dbs[db].expires.remove(&(at, Bytes::copy_from_slice(key)));
+        touch_watchers(watched, db, key);
+        true
+    }
+
+    /// Tells WATCHers of `key` that it changed.
+    pub fn signal_modified(&mut self, db: usize, key: &[u8]) {
+        let shard = self.shard(shard_of(key));
+        touch_watchers(&mut shard.watched, db, key);
+    }
+
+    pub fn watch(&mut self, db: usize, key: &[u8], flag: WatchFlag) {
+        let shard = self.shard(shard_of(key));
+        shard
+            .watched
+            .entry((db, Bytes::copy_from_slice(key)))
+            .or_default()
+            .push(flag);
+    }
+
+    pub fn unwatch(&mut self, db: usize, key: &[u8], flag: &WatchFlag) {
+        let shard = self.shard(shard_of(key));
+        let k = (db, Bytes::copy_from_slice(key));
+        if let Some(v) = shard.watched.get_mut(&k) {
+            v.retain(|f| !Arc::ptr_eq(f, flag));
+            if v.is_empty() {
+                shard.watched.remove(&k);
+            }
+        }
+    }
+
+    /// Number of keys in `db` within the locked shards.
+    pub fn db_len(&mut self, db: usize) -> usize {
+        self.shards_mut().iter().map(|s| s.dbs[db].dict.len()).sum()
+    }
+
+    /// Number of keys with a TTL in `db` within the locked shards.
+    pub fn db_expires_len(&mut self, db: usize) -> usize {
+        self.shards_mut()
+            .iter()
+            .map(|s| s.dbs[db].expires.len())
+            .sum()
+    }
+
+    /// Deletes every key of `db`, telling WATCHers of keys that existed.
+    pub fn flush_db(&mut self, db: usize) -> usize {
+        let mut n = 0;
+        for s in self.shards_mut() {
+            let Shard { dbs, watched } = s;
+            if !watched.is_empty() {
+                for (k, _) in dbs[db].dict.iter() {
+                    touch_watchers(watched, db, k);
+                }
+            }
+            n += dbs[db].dict.len();
+            dbs[db].clear();
+        }
+        n
+    }
+
+    /// Swaps two databases (all shards must be held). WATCHed keys of either
+    /// database that exist in either of them are touched, as in Redis.
+    pub fn swap_db(&mut self, a: usize, b: usize) {
+        assert!(self.holds_all(), "SWAPDB needs the whole keyspace");
+        for s in self.shards_mut() {
+            let Shard { dbs, watched } = s;
+            if !watched.is_empty() {
+                let keys: Vec<(usize, Key)> = watched
+                    .keys()
+                    .filter(|(db, _)| *db == a || *db == b)
+                    .cloned()
+                    .collect();
+                for (db, k) in keys {
+                    if dbs[a].dict.contains_key(&k) || dbs[b].dict.contains_key(&k) {
+                        touch_watchers(watched, db, &k);
+                    }
+                }
+            }
+            dbs.swap(a, b);
+        }
+    }
+
+    /// One SCAN step over `db`. The cursor packs the shard index in its low bits
+    /// and that shard's table cursor above them.
+    pub fn scan(&mut self, db: usize, cursor: u64, mut f: impl FnMut(&Key, &Entry)) -> u64 {
+        assert!(self.holds_all(), "SCAN needs the whole keyspace");
+        let bits = SHARDS.trailing_zeros();
+        let mut shard = (cursor & (SHARDS as u64 - 1)) as usize;
+        let table_cursor = cursor >> bits;
+        let now = self.now_ms;
+        let s = self.shard(shard);
+        let next = s.dbs[db].dict.scan(table_cursor, |k, e| {
+            if e.expire_at_ms == 0 || e.expire_at_ms > now {
+                f(k, e)
+            }
+        });
+        if next != 0 {
+            return (next << bits) | shard as u64;
+        }
+        shard += 1;
+        if shard == SHARDS {
+            0
+        } else {
+            shard as u64
+        }
+    }
+
+    /// Every live key of `db` (KEYS); expired keys are skipped, not deleted.
+    pub fn for_each_key(&mut self, db: usize, mut f: impl FnMut(&Key, &Entry)) {
+        let now = self.now_ms;
+        for s in self.shards_mut() {
+            for (k, e) in s.dbs[db].dict.iter() {
+                if e.expire_at_ms == 0 || e.expire_at_ms > now {
+                    f(k, e);
+                }
+            }
+        }
+    }
+
+    /// A random live key of `db`, weighted by shard size.
+    pub fn random_key(&mut self, db: usize) -> Option<Key> {
+        let total = self.db_len(db);
+        if total == 0 {
+            return None;
+        }
+        // Bounded retries: a db full of expired keys must not spin forever.
+        for _ in 0..100 {
+            let mut pick = rand::random::<u64>() as usize % total;
+            let mut found = None;
+            for s in self.shards_mut() {
+                let d = &s.dbs[db];
+                if pick < d.dict.len() {
+                    found = d.dict.random_entry(rand::random).map(|(k, _)| k.clone());
+                    break;
+                }
+                pick -= d.dict.len();
+            }
+            let k = found?;
+            if self.lookup(db, &k).is_some() {
+                return Some(k);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Value {
+        Value::from_bytes(v.as_bytes())
+    }
+
+    #[test]
+    fn set_get_expire_lazily() {
+        let ks = Keyspace::new(16);
+        let mut l = ks.lock_key(b"a", 1000);
+        l.set(0, b"a", s("1"));
+        assert!(l.set_expire(0, b"a", 1500));
+        assert!(l.lookup(0, b"a").is_some());
+        drop(l);
+        let mut l = ks.lock_key(b"a", 1500);
+        assert!(l.lookup(0, b"a").is_none());
+        assert_eq!(l.expired.len(), 1);
+        assert_eq!(l.db_expires_len(0), 0);
+    }
+
+    #[test]
+    fn active_expiry_takes_due_keys_only() {
+        let ks = Keyspace::new(2);
+        {
+            let mut l = ks.lock_all(0);
+            for i in 0..100u64 {
+                let k = format!("k{i}");
+                l.set(1, k.as_bytes(), s("v"));
+                l.set_expire(1, k.as_bytes(), 10 + i);
+            }
+        }
+        assert_eq!(ks.earliest_deadline(), Some(10));
+        let gone = ks.expire_due(59, 1000);
+        assert_eq!(gone.len(), 50);
+        assert_eq!(ks.counts()[1], (50, 50));
+        assert_eq!(ks.earliest_deadline(), Some(60));
+    }
+
+    #[test]
+    fn watch_flag_set_on_write() {
+        let ks = Keyspace::new(1);
+        let flag: WatchFlag = Arc::new(AtomicBool::new(false));
+        let mut l = ks.lock_key(b"w", 0);
+        l.watch(0, b"w", flag.clone());
+        l.set(0, b"w", s("x"));
+        assert!(flag.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn scan_covers_all_keys() {
+        let ks = Keyspace::new(1);
+        let mut l = ks.lock_all(0);
+        for i in 0..1000 {
+            l.set(0, format!("k{i}").as_bytes(), s("v"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut c = 0;
+        loop {
+            c = l.scan(0, c, |k, _| {
+                seen.insert(k.clone());
+            });
+            if c == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 1000);
+    }
+}
