@@ -30,4 +30,10 @@ impl Hash {
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.map.iter().map(|(k, v)| (&k[..], &v[..]))
     }
+    /// Visits every field and value (RDB, AOF rewrite, DUMP use this).
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
+        for (k, v) in self.map.iter() {
+            f(k, v);
+        }
+    }
 }

@@ -29,4 +29,10 @@ impl List {
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
         self.items.iter().map(|b| &b[..])
     }
+    /// Visits elements head to tail (RDB, AOF rewrite, DUMP use this).
+    pub fn for_each(&self, mut f: impl FnMut(&[u8])) {
+        for v in &self.items {
+            f(v);
+        }
+    }
 }

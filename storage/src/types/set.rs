@@ -30,4 +30,10 @@ impl Set {
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
         self.map.keys().map(|k| &k[..])
     }
+    /// Visits every member (RDB, AOF rewrite, DUMP use this).
+    pub fn for_each(&self, mut f: impl FnMut(&[u8])) {
+        for k in self.map.keys() {
+            f(k);
+        }
+    }
 }
