@@ -78,8 +78,41 @@ pub enum TimeoutReply {
     NullBulk,
 }
 
+/// The time commands run at, read once per batch of pipelined commands:
+/// clock reads are a measurable share of a pipelined GET.
+#[derive(Clone, Copy)]
+pub struct CmdClock {
+    base_ms: u64,
+    base: Instant,
+    /// When the previous command ended (or the batch started).
+    last: Instant,
+}
+
+impl CmdClock {
+    pub fn start() -> Self {
+        let now = Instant::now();
+        CmdClock {
+            base_ms: cairn_storage::keyspace::now_ms(),
+            base: now,
+            last: now,
+        }
+    }
+    /// Wall-clock ms for the command about to run.
+    pub fn now_ms(&self) -> u64 {
+        self.base_ms + self.last.duration_since(self.base).as_millis() as u64
+    }
+    /// Ends the current command: returns how long it ran.
+    pub fn lap(&mut self) -> std::time::Duration {
+        let now = Instant::now();
+        let d = now.duration_since(self.last);
+        self.last = now;
+        d
+    }
+}
+
 pub struct Client {
     pub handle: Arc<ClientHandle>,
+    pub clock: CmdClock,
     pub db: usize,
     pub resp3: bool,
     pub authenticated: bool,
@@ -100,6 +133,7 @@ impl Client {
     pub fn new(handle: Arc<ClientHandle>, authenticated: bool, is_local: bool) -> Self {
         Client {
             handle,
+            clock: CmdClock::start(),
             db: 0,
             resp3: false,
             authenticated,

@@ -37,11 +37,15 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
+    let workers = std::env::var("CAIRN_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -61,7 +65,7 @@ fn main() -> ExitCode {
             }
         };
         tracing::info!(
-            "Cairn {} ready to accept connections on port {} ({} worker threads)",
+            "Cairn {} ready to accept connections on port {} ({} I/O threads)",
             cairn::VERSION,
             srv.port.load(std::sync::atomic::Ordering::Relaxed),
             workers
@@ -72,7 +76,7 @@ fn main() -> ExitCode {
             tracing::info!("Received signal, shutting down");
             s2.request_shutdown();
         });
-        server::serve(srv.clone(), listener).await;
+        server::serve(srv.clone(), listener, workers).await;
         tracing::info!("Cairn is now ready to exit, bye bye...");
         ExitCode::SUCCESS
     })

@@ -1,9 +1,9 @@
 //! The server: shared state, the accept loop, one task per connection, and
 //! the periodic jobs (expiry, statistics, idle timeouts).
 //!
-//! Threading: a multi-threaded tokio runtime with one worker per core. Each
-//! connection is a task that reads, parses, executes and writes on whichever
-//! worker runs it; commands lock only the keyspace shards they touch, so both
+//! Threading: one single-threaded event loop per core (see [`serve`]). Each
+//! connection is a task that reads, parses, executes and writes on the thread
+//! that owns it; commands lock only the keyspace shards they touch, so all
 //! cores execute commands at once.
 
 use std::collections::BTreeMap;
@@ -316,17 +316,64 @@ pub async fn bind(srv: &Arc<Server>) -> std::io::Result<TcpListener> {
     Ok(listener)
 }
 
-/// Runs until SHUTDOWN or a signal.
-pub async fn serve(srv: Arc<Server>, listener: TcpListener) {
+/// Runs until SHUTDOWN or a signal, on the current thread plus
+/// `io_threads - 1` more. Each thread runs its own single-threaded event loop
+/// and owns the connections handed to it round-robin at accept: no work
+/// stealing and no cross-thread wake-ups on the hot path, while commands on
+/// different threads still execute in parallel on the sharded keyspace.
+pub async fn serve(srv: Arc<Server>, listener: TcpListener, io_threads: usize) {
     tokio::spawn(cron(srv.clone()));
     tokio::spawn(expire_loop(srv.clone()));
+    let mut others = Vec::new();
+    for i in 1..io_threads.max(1) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+        let srv = srv.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("cairn-io-{i}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!("cannot start I/O thread {i}: {e}");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    while let Some((sock, peer)) = rx.recv().await {
+                        match TcpStream::from_std(sock) {
+                            Ok(sock) => {
+                                tokio::spawn(handle_connection(srv.clone(), sock, peer));
+                            }
+                            Err(e) => tracing::warn!("cannot adopt connection: {e}"),
+                        }
+                    }
+                });
+            });
+        match spawned {
+            Ok(_) => others.push(tx),
+            Err(e) => tracing::error!("cannot spawn I/O thread {i}: {e}"),
+        }
+    }
+    let mut next = 0usize;
     loop {
         tokio::select! {
             r = listener.accept() => {
                 match r {
                     Ok((sock, peer)) => {
-                        let srv = srv.clone();
-                        tokio::spawn(async move { handle_connection(srv, sock, peer).await });
+                        next = (next + 1) % (others.len() + 1);
+                        if next == 0 {
+                            tokio::spawn(handle_connection(srv.clone(), sock, peer));
+                        } else {
+                            match sock.into_std() {
+                                Ok(std_sock) => {
+                                    let _ = others[next - 1].send((std_sock, peer));
+                                }
+                                Err(e) => tracing::warn!("cannot hand off connection: {e}"),
+                            }
+                        }
                     }
                     Err(e) => {
                         tracing::warn!("accept failed: {e}");
@@ -344,6 +391,7 @@ async fn expire_loop(srv: Arc<Server>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        cairn_storage::keyspace::tick_lru_clock();
         srv.active_expire();
     }
 }
@@ -506,6 +554,7 @@ impl Connection<'_> {
             if handle.is_killed() {
                 return Ok(());
             }
+            client.clock = crate::client::CmdClock::start();
             match ev {
                 Event::Killed => return Ok(()),
                 Event::Push(Some(frame)) => {

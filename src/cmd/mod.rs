@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use cairn_storage::keyspace::{now_ms, Locked};
+use cairn_storage::keyspace::Locked;
 use cairn_storage::Value;
 
 use crate::client::{Client, TimeoutReply};
@@ -466,8 +466,7 @@ fn flag_multi_error(client: &mut Client) {
 /// Locks what `cmd` needs for `argv` and runs it.
 pub fn run(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize, argv: &Argv) {
     let cmd = table().commands[idx];
-    let now = now_ms();
-    let start = std::time::Instant::now();
+    let now = client.clock.now_ms();
     let ks = match &cmd.keys {
         KeySpec::None => srv.ks.lock_keys(std::iter::empty::<&[u8]>(), now),
         KeySpec::All => srv.ks.lock_all(now),
@@ -490,13 +489,13 @@ pub fn run(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize, argv:
         in_exec: false,
     };
     (cmd.handler)(&mut ctx, argv);
-    finish(ctx, argv, start);
+    finish(ctx, argv);
 }
 
 /// After a command: account it, publish its events, wake blocked clients.
 /// Runs with the shards still held, then releases them before touching
 /// anything that could take other locks in the other order.
-pub fn finish(ctx: Ctx, argv: &Argv, start: std::time::Instant) {
+pub fn finish(ctx: Ctx, argv: &Argv) {
     let Ctx {
         srv,
         client,
@@ -525,7 +524,8 @@ pub fn finish(ctx: Ctx, argv: &Argv, start: std::time::Instant) {
         );
     }
     srv.add_dirty(dirty);
-    srv.stats.record_call(cmd_index, start.elapsed());
+    let elapsed = client.clock.lap();
+    srv.stats.record_call(cmd_index, elapsed);
     client
         .handle
         .last_cmd
@@ -536,6 +536,6 @@ pub fn finish(ctx: Ctx, argv: &Argv, start: std::time::Instant) {
     for (db, key) in ready_keys {
         srv.blocking.signal(db, &key);
     }
-    srv.slowlog_maybe(client, argv, start.elapsed());
+    srv.slowlog_maybe(client, argv, elapsed);
     let _ = cmd;
 }

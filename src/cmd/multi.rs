@@ -128,8 +128,7 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
         return out.error("EXECABORT Transaction discarded because of previous errors.");
     }
     let t = table();
-    let start = std::time::Instant::now();
-    let now = now_ms();
+    let now = client.clock.now_ms();
     let needs_all = state
         .queued
         .iter()
@@ -187,6 +186,6 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
     ctx.cmd = t.commands[exec_idx];
     ctx.cmd_index = exec_idx;
     let exec_argv = crate::resp::OwnedArgv::from_args([b"exec"]);
-    finish(ctx, &exec_argv.argv(), start);
+    finish(ctx, &exec_argv.argv());
     unwatch_all(srv, client);
 }

@@ -38,9 +38,25 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Seconds since the epoch, refreshed by [`tick_lru_clock`]: reading a clock
+/// on every key access costs more than the access itself.
+static LRU_CLOCK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// A coarse access clock in seconds for OBJECT IDLETIME and LRU eviction.
 pub fn lru_clock() -> u32 {
-    (now_ms() / 1000) as u32
+    let c = LRU_CLOCK.load(Ordering::Relaxed);
+    if c == 0 {
+        tick_lru_clock()
+    } else {
+        c
+    }
+}
+
+/// Refreshes the access clock; the server calls it from its periodic tick.
+pub fn tick_lru_clock() -> u32 {
+    let c = (now_ms() / 1000) as u32;
+    LRU_CLOCK.store(c, Ordering::Relaxed);
+    c
 }
 
 #[derive(Debug, Clone)]
