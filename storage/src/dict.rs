@@ -33,6 +33,9 @@ const MIN_BUCKETS: usize = 4;
 pub struct Dict<K, V> {
     buckets: Vec<Option<Box<Node<K, V>>>>,
     len: usize,
+    /// While a snapshot walks this table bucket by bucket, the key-to-bucket
+    /// mapping must not change: no growing or shrinking (chains just get longer).
+    frozen: bool,
 }
 
 impl<K, V> Default for Dict<K, V> {
@@ -40,6 +43,7 @@ impl<K, V> Default for Dict<K, V> {
         Dict {
             buckets: Vec::new(),
             len: 0,
+            frozen: false,
         }
     }
 }
@@ -49,6 +53,7 @@ impl<K: Borrow<[u8]>, V> Dict<K, V> {
         Dict {
             buckets: Vec::new(),
             len: 0,
+            frozen: false,
         }
     }
 
@@ -66,6 +71,21 @@ impl<K: Borrow<[u8]>, V> Dict<K, V> {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Stops (or allows again) resizing, so bucket indexes stay stable.
+    pub fn set_frozen(&mut self, frozen: bool) {
+        self.frozen = frozen;
+    }
+
+    /// The entries of bucket `index` (snapshots walk tables this way).
+    pub fn bucket_iter(&self, index: usize) -> impl Iterator<Item = (&K, &V)> {
+        let mut cur = self.buckets.get(index).and_then(|b| b.as_deref());
+        std::iter::from_fn(move || {
+            let n = cur?;
+            cur = n.next.as_deref();
+            Some((&n.key, &n.val))
+        })
     }
 
     /// Number of buckets; exposed for memory estimates and tests.
@@ -164,7 +184,7 @@ impl<K: Borrow<[u8]>, V> Dict<K, V> {
 
     /// Inserts a key the caller knows is absent.
     pub fn insert_new_hashed(&mut self, hash: u64, key: K, val: V) {
-        if self.len >= self.buckets.len() {
+        if self.buckets.is_empty() || (self.len >= self.buckets.len() && !self.frozen) {
             self.rehash((self.buckets.len() * 2).max(MIN_BUCKETS));
         }
         let idx = hash as usize & self.mask();
@@ -221,7 +241,7 @@ impl<K: Borrow<[u8]>, V> Dict<K, V> {
 
     fn maybe_shrink(&mut self) {
         let n = self.buckets.len();
-        if n > MIN_BUCKETS && self.len * 8 < n {
+        if !self.frozen && n > MIN_BUCKETS && self.len * 8 < n {
             self.rehash(self.len.next_power_of_two().max(MIN_BUCKETS));
         }
     }

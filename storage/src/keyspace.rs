@@ -7,13 +7,14 @@
 //! a [`Locked`] view that routes each key to its shard.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::dict::{hash_bytes, Dict};
+use crate::snapshot::{DbProgress, ShardSnapshot, SnapshotSink};
 use crate::value::Value;
 
 pub type Key = Bytes;
@@ -118,16 +119,101 @@ pub type WatchFlag = Arc<AtomicBool>;
 pub struct Shard {
     dbs: Box<[DbShard]>,
     watched: HashMap<(usize, Key), Vec<WatchFlag>>,
+    /// Progress of a running snapshot in this shard (see snapshot.rs).
+    snap: Option<ShardSnapshot>,
 }
 
 impl Shard {
     pub fn db(&self, db: usize) -> &DbShard {
         &self.dbs[db]
     }
+
+    /// Before the bucket of `hash` in `db` is touched: if a running snapshot
+    /// has not serialized it yet, serialize it now, with its contents at T.
+    /// Returns true when this completed the shard's part of the snapshot.
+    fn preserve(&mut self, db: usize, hash: u64) -> bool {
+        let Some(snap) = self.snap.as_mut() else {
+            return false;
+        };
+        let p = &mut snap.dbs[db];
+        if p.buckets == 0 {
+            return false;
+        }
+        let b = hash as usize & (p.buckets - 1);
+        if p.is_done(b) {
+            return false;
+        }
+        self.emit_bucket(db, b)
+    }
+
+    /// Serializes bucket `b` of `db` and marks it; true when the shard is done.
+    fn emit_bucket(&mut self, db: usize, b: usize) -> bool {
+        let Shard { dbs, snap, .. } = self;
+        let Some(s) = snap.as_mut() else {
+            return false;
+        };
+        let dict = &mut dbs[db].dict;
+        s.sink.bucket(db, &mut dict.bucket_iter(b));
+        let p = &mut s.dbs[db];
+        p.mark(b);
+        if p.remaining == 0 {
+            dict.set_frozen(false);
+        }
+        if s.remaining() == 0 {
+            *snap = None;
+            return true;
+        }
+        false
+    }
+
+    /// Serializes up to `budget` pending buckets; true when the shard is done.
+    fn emit_pending(&mut self, mut budget: usize) -> bool {
+        let Some(snap) = self.snap.as_ref() else {
+            return false;
+        };
+        let ndbs = snap.dbs.len();
+        for db in 0..ndbs {
+            loop {
+                let Some(snap) = self.snap.as_mut() else {
+                    return false;
+                };
+                let p = &mut snap.dbs[db];
+                while p.next < p.buckets && p.is_done(p.next) {
+                    p.next += 1;
+                }
+                if p.next >= p.buckets {
+                    break;
+                }
+                if budget == 0 {
+                    return false;
+                }
+                budget -= 1;
+                let b = p.next;
+                if self.emit_bucket(db, b) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// Outcome of one step of a snapshot walk.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SnapshotProgress {
+    More,
+    Done,
+    /// FLUSHALL/FLUSHDB/SWAPDB ran: the image at T is no longer wanted.
+    Aborted,
 }
 
 pub struct Keyspace {
     shards: Box<[Mutex<Shard>]>,
+    /// Shards whose part of the running snapshot is not finished yet.
+    snapshot_shards_left: AtomicUsize,
+    /// Bumped by every begin and abort, so a walker notices an abort.
+    snapshot_generation: AtomicU64,
+    snapshot_running: AtomicBool,
     /// Earliest deadline per shard (u64::MAX when none), so the expiry cycle can
     /// skip shards without locking them.
     next_deadline: Box<[AtomicU64]>,
@@ -142,15 +228,84 @@ impl Keyspace {
                 Mutex::new(Shard {
                     dbs: (0..db_count).map(|_| DbShard::default()).collect(),
                     watched: HashMap::new(),
+                    snap: None,
                 })
             })
             .collect();
         let next_deadline = (0..SHARDS).map(|_| AtomicU64::new(u64::MAX)).collect();
         Keyspace {
             shards,
+            snapshot_shards_left: AtomicUsize::new(0),
+            snapshot_generation: AtomicU64::new(0),
+            snapshot_running: AtomicBool::new(false),
             next_deadline,
             db_count,
         }
+    }
+
+    /// Starts a point-in-time snapshot: the image is the keyspace as of this
+    /// call. Returns its generation, or None if one is already running.
+    pub fn begin_snapshot(&self, sink: Arc<dyn SnapshotSink>) -> Option<u64> {
+        if self.snapshot_running.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let mut guards: Vec<MutexGuard<'_, Shard>> = self.shards.iter().map(|s| s.lock()).collect();
+        let mut left = 0;
+        for g in guards.iter_mut() {
+            let mut dbs = Vec::with_capacity(self.db_count);
+            for d in g.dbs.iter_mut() {
+                if d.dict.is_empty() {
+                    dbs.push(DbProgress::new(0));
+                } else {
+                    d.dict.set_frozen(true);
+                    dbs.push(DbProgress::new(d.dict.bucket_count()));
+                }
+            }
+            let snap = ShardSnapshot {
+                sink: sink.clone(),
+                dbs,
+            };
+            if snap.remaining() > 0 {
+                g.snap = Some(snap);
+                left += 1;
+            }
+        }
+        self.snapshot_shards_left.store(left, Ordering::Release);
+        let generation = self.snapshot_generation.fetch_add(1, Ordering::AcqRel) + 1;
+        drop(guards);
+        Some(generation)
+    }
+
+    /// Serializes up to `budget` buckets of snapshot `generation`, one shard
+    /// lock at a time.
+    pub fn snapshot_step(&self, generation: u64, budget: usize) -> SnapshotProgress {
+        if self.snapshot_generation.load(Ordering::Acquire) != generation {
+            return SnapshotProgress::Aborted;
+        }
+        for (i, shard) in self.shards.iter().enumerate() {
+            let _ = i;
+            let mut s = shard.lock();
+            if self.snapshot_generation.load(Ordering::Acquire) != generation {
+                return SnapshotProgress::Aborted;
+            }
+            if s.snap.is_none() {
+                continue;
+            }
+            if s.emit_pending(budget) {
+                self.snapshot_shards_left.fetch_sub(1, Ordering::AcqRel);
+            }
+            break;
+        }
+        if self.snapshot_shards_left.load(Ordering::Acquire) == 0 {
+            self.snapshot_running.store(false, Ordering::Release);
+            SnapshotProgress::Done
+        } else {
+            SnapshotProgress::More
+        }
+    }
+
+    pub fn snapshot_running(&self) -> bool {
+        self.snapshot_running.load(Ordering::Acquire)
     }
 
     pub fn db_count(&self) -> usize {
@@ -224,22 +379,28 @@ impl Keyspace {
                 continue;
             }
             let mut s = shard.lock();
-            let Shard { dbs, watched } = &mut *s;
-            for (db, d) in dbs.iter_mut().enumerate() {
+            for db in 0..self.db_count {
                 while out.len() < budget {
-                    let Some((at, key)) = d.expires.first().cloned() else {
+                    let Some((at, key)) = s.dbs[db].expires.first().cloned() else {
                         break;
                     };
                     if at > now {
                         break;
                     }
+                    let hash = hash_bytes(&key);
+                    if s.preserve(db, hash) {
+                        self.snapshot_shards_left.fetch_sub(1, Ordering::AcqRel);
+                    }
+                    let Shard { dbs, watched, .. } = &mut *s;
+                    let d = &mut dbs[db];
                     d.expires.pop_first();
-                    d.dict.remove(&key);
+                    d.dict.remove_entry_hashed(hash, &key);
                     touch_watchers(watched, db, &key);
                     out.push((db, key));
                 }
             }
-            let next = dbs
+            let next = s
+                .dbs
                 .iter()
                 .filter_map(|d| d.expires.first().map(|(at, _)| *at))
                 .min()
@@ -346,6 +507,37 @@ impl<'a> Locked<'a> {
         }
     }
 
+    /// Lets a running snapshot serialize the bucket of `hash` before this
+    /// command touches it (see snapshot.rs).
+    fn preserve(&mut self, idx: usize, db: usize, hash: u64) {
+        let ks = self.ks;
+        let shard = self.shard(idx);
+        if shard.snap.is_some() && shard.preserve(db, hash) {
+            ks.snapshot_shards_left.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Drops a running snapshot (FLUSHALL, FLUSHDB, SWAPDB replace the data
+    /// wholesale; as in Redis, the save in progress is abandoned).
+    pub fn abort_snapshot(&mut self) {
+        assert!(
+            self.holds_all(),
+            "aborting a snapshot needs the whole keyspace"
+        );
+        if !self.ks.snapshot_running.load(Ordering::Acquire) {
+            return;
+        }
+        for s in self.shards_mut() {
+            s.snap = None;
+            for d in s.dbs.iter_mut() {
+                d.dict.set_frozen(false);
+            }
+        }
+        self.ks.snapshot_generation.fetch_add(1, Ordering::AcqRel);
+        self.ks.snapshot_shards_left.store(0, Ordering::Release);
+        self.ks.snapshot_running.store(false, Ordering::Release);
+    }
+
     fn note_deadline(&self, idx: usize, at: u64) {
         self.ks.next_deadline[idx].fetch_min(at, Ordering::Relaxed);
     }
@@ -356,6 +548,7 @@ impl<'a> Locked<'a> {
         let idx = shard_index(hash);
         let now = self.now_ms;
         let no_expire = self.no_expire;
+        self.preserve(idx, db, hash);
         let expired = {
             let shard = self.shard(idx);
             let d = &mut shard.dbs[db];
@@ -366,7 +559,7 @@ impl<'a> Locked<'a> {
         };
         if expired {
             let shard = self.shard(idx);
-            let Shard { dbs, watched } = shard;
+            let Shard { dbs, watched, .. } = shard;
             let d = &mut dbs[db];
             if let Some((k, e)) = d.dict.remove_entry_hashed(hash, key) {
                 d.expires.remove(&(e.expire_at_ms, k.clone()));
@@ -410,7 +603,7 @@ impl<'a> Locked<'a> {
         let hash = hash_bytes(key);
         let idx = shard_index(hash);
         let shard = self.shard(idx);
-        let Shard { dbs, watched } = shard;
+        let Shard { dbs, watched, .. } = shard;
         let d = &mut dbs[db];
         touch_watchers(watched, db, key);
         match d.dict.get_mut_hashed(hash, key) {
@@ -442,8 +635,9 @@ impl<'a> Locked<'a> {
         let idx = shard_index(hash);
         let now = self.now_ms;
         let no_expire = self.no_expire;
+        self.preserve(idx, db, hash);
         let shard = self.shard(idx);
-        let Shard { dbs, watched } = shard;
+        let Shard { dbs, watched, .. } = shard;
         let d = &mut dbs[db];
         let (k, e) = d.dict.remove_entry_hashed(hash, key)?;
         if e.expire_at_ms != 0 {
@@ -467,7 +661,7 @@ impl<'a> Locked<'a> {
         let hash = hash_bytes(key);
         let idx = shard_index(hash);
         let shard = self.shard(idx);
-        let Shard { dbs, watched } = shard;
+        let Shard { dbs, watched, .. } = shard;
         let d = &mut dbs[db];
         let Some((k, e)) = d.dict.get_key_value_mut_hashed(hash, key) else {
             return false;
@@ -493,7 +687,7 @@ impl<'a> Locked<'a> {
         let at = std::mem::replace(&mut e.expire_at_ms, 0);
         let hash = hash_bytes(key);
         let shard = self.shard(shard_index(hash));
-        let Shard { dbs, watched } = shard;
+        let Shard { dbs, watched, .. } = shard;
         dbs[db].expires.remove(&(at, Bytes::copy_from_slice(key)));
         touch_watchers(watched, db, key);
         true
@@ -540,9 +734,12 @@ impl<'a> Locked<'a> {
 
     /// Deletes every key of `db`, telling WATCHers of keys that existed.
     pub fn flush_db(&mut self, db: usize) -> usize {
+        if self.holds_all() {
+            self.abort_snapshot();
+        }
         let mut n = 0;
         for s in self.shards_mut() {
-            let Shard { dbs, watched } = s;
+            let Shard { dbs, watched, .. } = s;
             if !watched.is_empty() {
                 for (k, _) in dbs[db].dict.iter() {
                     touch_watchers(watched, db, k);
@@ -558,8 +755,9 @@ impl<'a> Locked<'a> {
     /// database that exist in either of them are touched, as in Redis.
     pub fn swap_db(&mut self, a: usize, b: usize) {
         assert!(self.holds_all(), "SWAPDB needs the whole keyspace");
+        self.abort_snapshot();
         for s in self.shards_mut() {
-            let Shard { dbs, watched } = s;
+            let Shard { dbs, watched, .. } = s;
             if !watched.is_empty() {
                 let keys: Vec<(usize, Key)> = watched
                     .keys()
