@@ -4,6 +4,7 @@
 //! client commands into calls on it.
 
 pub mod dict;
+pub mod fs;
 pub mod keyspace;
 pub mod snapshot;
 pub mod types;
