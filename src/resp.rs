@@ -481,56 +481,7 @@ impl Default for Reply {
     }
 }
 
-/// Formats a double as Redis 7.0's d2string does for scores and replies:
-/// nan/inf/-inf spelled out, exact integers in plain form, otherwise "%.17g".
-pub fn format_double(d: f64) -> String {
-    if d.is_nan() {
-        return "nan".into();
-    }
-    if d.is_infinite() {
-        return if d > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if d == 0.0 {
-        return if d.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    // Redis's exact-integer range for the plain form (2^52).
-    const EXACT: f64 = 4503599627370496.0;
-    if d > -EXACT && d < EXACT && d == d.trunc() {
-        return format!("{}", d as i64);
-    }
-    format_g(d, 17)
-}
-
-/// C's "%.{prec}g".
-pub fn format_g(d: f64, prec: usize) -> String {
-    let e = format!("{:.*e}", prec - 1, d);
-    let (mant, exp) = e.split_once('e').expect("exponent form");
-    let exp: i32 = exp.parse().expect("exponent digits");
-    if exp < -4 || exp >= prec as i32 {
-        let mant = strip_fraction_zeros(mant);
-        format!(
-            "{}e{}{:02}",
-            mant,
-            if exp < 0 { '-' } else { '+' },
-            exp.abs()
-        )
-    } else {
-        let decimals = (prec as i32 - 1 - exp).max(0) as usize;
-        strip_fraction_zeros(&format!("{:.*}", decimals, d)).to_string()
-    }
-}
-
-fn strip_fraction_zeros(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
-}
+pub use cairn_storage::value::{format_double, format_g};
 
 #[cfg(test)]
 mod tests {

@@ -3,6 +3,7 @@
 //! This crate knows nothing of sockets or the RESP protocol; the server turns
 //! client commands into calls on it.
 
+pub mod aof;
 pub mod dict;
 pub mod fs;
 pub mod keyspace;

@@ -1,0 +1,388 @@
+//! Group-commit writer of the incremental AOF.
+//!
+//! Commands append their records to an in-memory buffer in execution order
+//! (the caller holds the keyspace shards it modified, so the log order of
+//! dependent commands is their execution order). One flusher thread takes
+//! whatever accumulated, writes it with its checksum annotation, and under
+//! `always` fsyncs before reporting the batch durable: every client whose
+//! records arrived while the previous fsync ran shares the next one.
+//!
+//! A failed write or fsync poisons the log for good: nothing after it is
+//! reported durable, later data is not written to that file, and the server
+//! must refuse writes until a rewrite has made the data durable in fresh files
+//! (PostgreSQL's fsyncgate lesson: never retry fsync and trust it).
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::{crc_annotation, encode_command};
+use crate::fs::FsFile;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    Always,
+    EverySec,
+    No,
+}
+
+impl FsyncPolicy {
+    pub fn parse(s: &str) -> Option<FsyncPolicy> {
+        match s {
+            "always" => Some(FsyncPolicy::Always),
+            "everysec" => Some(FsyncPolicy::EverySec),
+            "no" => Some(FsyncPolicy::No),
+            _ => None,
+        }
+    }
+}
+
+/// What the flusher reports after each step: records up to `lsn` are durable
+/// (under `always`; written, under the other policies). `failed` once the
+/// log is poisoned: records past `lsn` will never be durable in this file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Durable {
+    pub lsn: u64,
+    pub failed: bool,
+}
+
+type Notify = Box<dyn Fn(Durable) + Send + Sync>;
+
+struct Segment {
+    file: Arc<dyn FsFile>,
+    data: Vec<u8>,
+    /// Log position at the end of `data`.
+    end_lsn: u64,
+}
+
+struct State {
+    /// Files being written, oldest first; appends go to the last one. More
+    /// than one only right after a rotation (AOF rewrite).
+    segments: VecDeque<Segment>,
+    /// The database the last record of the current file selected.
+    cur_db: Option<usize>,
+    shutdown: bool,
+}
+
+pub struct AofLog {
+    state: Mutex<State>,
+    wake: Condvar,
+    policy: Mutex<FsyncPolicy>,
+    appended_lsn: AtomicU64,
+    durable_lsn: AtomicU64,
+    failed: AtomicBool,
+    error: Mutex<Option<String>>,
+    notify: Notify,
+    /// Bytes written to the current incremental file (INFO aof_current_size).
+    pub current_size: AtomicU64,
+    pub delayed_fsync: AtomicU64,
+    flushed_cond: Condvar,
+    flushed_mutex: Mutex<()>,
+}
+
+impl AofLog {
+    /// Starts logging to `file` (already created, its header durable) and
+    /// spawns the flusher thread. `notify` is called from that thread.
+    pub fn start(
+        file: Box<dyn FsFile>,
+        start_size: u64,
+        policy: FsyncPolicy,
+        notify: Notify,
+    ) -> io::Result<Arc<AofLog>> {
+        let log = Arc::new(AofLog {
+            state: Mutex::new(State {
+                segments: VecDeque::from([Segment {
+                    file: Arc::from(file),
+                    data: Vec::new(),
+                    end_lsn: 0,
+                }]),
+                cur_db: None,
+                shutdown: false,
+            }),
+            wake: Condvar::new(),
+            policy: Mutex::new(policy),
+            appended_lsn: AtomicU64::new(0),
+            durable_lsn: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            error: Mutex::new(None),
+            notify,
+            current_size: AtomicU64::new(start_size),
+            delayed_fsync: AtomicU64::new(0),
+            flushed_cond: Condvar::new(),
+            flushed_mutex: Mutex::new(()),
+        });
+        let l2 = log.clone();
+        std::thread::Builder::new()
+            .name("cairn-aof".into())
+            .spawn(move || l2.flusher())?;
+        Ok(log)
+    }
+
+    /// Appends records for database `db`; `encode` writes them (see
+    /// [`encode_command`]). Returns the log position after them.
+    pub fn append(&self, db: usize, encode: impl FnOnce(&mut Vec<u8>)) -> u64 {
+        let mut st = self.state.lock();
+        let State {
+            segments, cur_db, ..
+        } = &mut *st;
+        let seg = segments.back_mut().expect("at least one segment");
+        let before = seg.data.len();
+        if *cur_db != Some(db) {
+            encode_command(
+                &mut seg.data,
+                &[b"SELECT".as_slice(), db.to_string().as_bytes()],
+            );
+            *cur_db = Some(db);
+        }
+        encode(&mut seg.data);
+        let added = (seg.data.len() - before) as u64;
+        seg.end_lsn += added;
+        let lsn = self.appended_lsn.fetch_add(added, Ordering::AcqRel) + added;
+        debug_assert_eq!(lsn, seg.end_lsn);
+        drop(st);
+        self.wake.notify_one();
+        lsn
+    }
+
+    /// Switches appends to `file` (a new incremental file) at this instant;
+    /// records before go to the old file, which is fsynced and closed.
+    pub fn rotate(&self, file: Box<dyn FsFile>) {
+        let mut st = self.state.lock();
+        let lsn = self.appended_lsn.load(Ordering::Acquire);
+        st.segments.push_back(Segment {
+            file: Arc::from(file),
+            data: Vec::new(),
+            end_lsn: lsn,
+        });
+        st.cur_db = None;
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    pub fn appended_lsn(&self) -> u64 {
+        self.appended_lsn.load(Ordering::Acquire)
+    }
+
+    pub fn durable_lsn(&self) -> u64 {
+        self.durable_lsn.load(Ordering::Acquire)
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().clone()
+    }
+
+    pub fn policy(&self) -> FsyncPolicy {
+        *self.policy.lock()
+    }
+
+    pub fn set_policy(&self, p: FsyncPolicy) {
+        *self.policy.lock() = p;
+        self.wake.notify_one();
+    }
+
+    /// Blocks until everything appended so far is written and, if `sync`,
+    /// fsynced (shutdown, tests). Errors if the log is poisoned.
+    pub fn flush_all(&self, sync: bool) -> Result<(), String> {
+        let target = self.appended_lsn();
+        if sync {
+            // Force an fsync whatever the policy.
+            let mut p = self.policy.lock();
+            let old = *p;
+            *p = FsyncPolicy::Always;
+            drop(p);
+            self.wake.notify_one();
+            let r = self.wait_durable(target);
+            *self.policy.lock() = old;
+            r
+        } else {
+            self.wait_durable(target)
+        }
+    }
+
+    fn wait_durable(&self, target: u64) -> Result<(), String> {
+        let mut g = self.flushed_mutex.lock();
+        loop {
+            if self.is_failed() {
+                return Err(self.error().unwrap_or_default());
+            }
+            if self.durable_lsn() >= target {
+                return Ok(());
+            }
+            self.wake.notify_one();
+            self.flushed_cond
+                .wait_for(&mut g, Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the flusher after it has written everything.
+    pub fn shutdown(&self) {
+        self.state.lock().shutdown = true;
+        self.wake.notify_one();
+    }
+
+    fn fail(&self, what: &str, e: io::Error) {
+        let msg = format!("{what}: {e}");
+        *self.error.lock() = Some(msg);
+        self.failed.store(true, Ordering::Release);
+        (self.notify)(Durable {
+            lsn: self.durable_lsn(),
+            failed: true,
+        });
+        let _g = self.flushed_mutex.lock();
+        self.flushed_cond.notify_all();
+    }
+
+    fn mark_durable(&self, lsn: u64) {
+        self.durable_lsn.fetch_max(lsn, Ordering::AcqRel);
+        (self.notify)(Durable {
+            lsn: self.durable_lsn(),
+            failed: false,
+        });
+        let _g = self.flushed_mutex.lock();
+        self.flushed_cond.notify_all();
+    }
+
+    fn flusher(&self) {
+        let mut last_sync = Instant::now();
+        // Written to the file but not yet fsynced (everysec / no).
+        let mut unsynced: Option<(Arc<dyn FsFile>, u64)> = None;
+        loop {
+            let (file, data, end_lsn, closes_segment) = {
+                let mut st = self.state.lock();
+                loop {
+                    let pending = st.segments.len() > 1
+                        || st.segments.front().is_some_and(|s| !s.data.is_empty());
+                    if pending || st.shutdown {
+                        break;
+                    }
+                    let policy = self.policy();
+                    let due = unsynced.is_some()
+                        && policy == FsyncPolicy::EverySec
+                        && last_sync.elapsed() >= Duration::from_secs(1);
+                    if due || (unsynced.is_some() && policy == FsyncPolicy::Always) {
+                        break;
+                    }
+                    self.wake.wait_for(&mut st, Duration::from_millis(100));
+                }
+                if st.shutdown && st.segments.len() == 1 && st.segments[0].data.is_empty() {
+                    if let Some((f, lsn)) = unsynced.take() {
+                        drop(st);
+                        if !self.is_failed() {
+                            match f.sync_data() {
+                                Ok(()) => self.mark_durable(lsn),
+                                Err(e) => self.fail("fsync of the AOF failed", e),
+                            }
+                        }
+                    }
+                    return;
+                }
+                let closes = st.segments.len() > 1;
+                let seg = st.segments.front_mut().expect("segment");
+                let data = std::mem::take(&mut seg.data);
+                (seg.file.clone(), data, seg.end_lsn, closes)
+            };
+            if self.is_failed() {
+                // Poisoned: nothing more goes into this file.
+                if closes_segment {
+                    self.state.lock().segments.pop_front();
+                }
+                continue;
+            }
+            if !data.is_empty() {
+                let mut out = data;
+                let annotation = crc_annotation(&out);
+                out.extend_from_slice(&annotation);
+                if let Err(e) = file.write_all(&out) {
+                    self.fail("write to the AOF failed", e);
+                    continue;
+                }
+                self.current_size
+                    .fetch_add(out.len() as u64, Ordering::Relaxed);
+                unsynced = Some((file.clone(), end_lsn));
+            }
+            let policy = self.policy();
+            let must_sync = closes_segment
+                || policy == FsyncPolicy::Always
+                || (policy == FsyncPolicy::EverySec
+                    && last_sync.elapsed() >= Duration::from_secs(1));
+            if let Some((f, lsn)) = unsynced.clone() {
+                if must_sync {
+                    let t = Instant::now();
+                    match f.sync_data() {
+                        Ok(()) => {
+                            if t.elapsed() > Duration::from_secs(2) {
+                                self.delayed_fsync.fetch_add(1, Ordering::Relaxed);
+                            }
+                            last_sync = Instant::now();
+                            unsynced = None;
+                            self.mark_durable(lsn);
+                        }
+                        Err(e) => {
+                            self.fail("fsync of the AOF failed", e);
+                            continue;
+                        }
+                    }
+                } else if policy != FsyncPolicy::Always {
+                    // Not fsynced, but nobody waits under everysec/no.
+                    self.durable_lsn.fetch_max(0, Ordering::Relaxed);
+                }
+            }
+            if closes_segment {
+                let mut st = self.state.lock();
+                if st.segments.front().is_some_and(|s| s.data.is_empty()) {
+                    st.segments.pop_front();
+                    self.current_size.store(0, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::{CrashOptions, Fs, SimFs};
+    use std::path::Path;
+
+    #[test]
+    fn always_reports_durable_only_after_fsync() {
+        let fs = SimFs::new(1);
+        let path = Path::new("/a.aof");
+        let f = fs.create(path).unwrap();
+        fs.sync_dir(Path::new("/")).unwrap();
+        let log = AofLog::start(f, 0, FsyncPolicy::Always, Box::new(|_| {})).unwrap();
+        let lsn = log.append(0, |b| encode_command(b, &[b"SET".as_slice(), b"k", b"v"]));
+        log.flush_all(false).unwrap();
+        assert!(log.durable_lsn() >= lsn);
+        let after = fs.crash(CrashOptions::default());
+        let text = after.read(path).unwrap();
+        assert!(
+            text.windows(3).any(|w| w == b"SET"),
+            "durable record survives a crash"
+        );
+        assert!(text.windows(7).any(|w| w == b"#CRC32:"));
+    }
+
+    #[test]
+    fn failed_fsync_poisons_the_log() {
+        let fs = SimFs::new(2);
+        let f = fs.create(Path::new("/a.aof")).unwrap();
+        fs.fail(crate::fs::OpKind::Sync, 1, crate::fs::Fault::Eio);
+        let log = AofLog::start(f, 0, FsyncPolicy::Always, Box::new(|_| {})).unwrap();
+        log.append(0, |b| encode_command(b, &[b"SET".as_slice(), b"k", b"v"]));
+        assert!(log.flush_all(false).is_err());
+        assert!(log.is_failed());
+        // Later records are never reported durable.
+        let lsn = log.append(0, |b| encode_command(b, &[b"SET".as_slice(), b"k", b"w"]));
+        assert!(log.flush_all(false).is_err());
+        assert!(log.durable_lsn() < lsn);
+    }
+}
