@@ -164,7 +164,7 @@ fn torn_write_damages_at_most_one_sector_of_unsynced_bytes() {
                 f.write_all(&[b'A' + i; 300]).unwrap();
             }
             let written = fs.read(p("/data/log")).unwrap();
-            let keep_unsynced = seed % 2 == 0;
+            let keep_unsynced = seed & 1 == 0;
             let opts = CrashOptions {
                 keep_unsynced,
                 torn: Some(torn),
