@@ -452,3 +452,20 @@ fn group_commit_from_two_threads() {
     // Each 10-byte record arrived whole.
     assert!(got.chunks(10).all(|c| c.iter().all(|&b| b == c[0])));
 }
+
+#[test]
+fn both_file_systems_fit_behind_one_trait_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimFs::new(14);
+    sim.create_dir_all(dir.path()).unwrap();
+    let systems: [Arc<dyn Fs>; 2] = [Arc::new(cairn_storage::fs::StdFs), Arc::new(sim)];
+    for fs in systems {
+        let path = dir.path().join("x");
+        let f = fs.create(&path).unwrap();
+        f.write_all(b"same").unwrap();
+        f.sync_data().unwrap();
+        fs.sync_parent(&path).unwrap();
+        assert_eq!(&*fs.map(&path).unwrap(), b"same");
+        assert_eq!(fs.list_dir(dir.path()).unwrap(), vec!["x"]);
+    }
+}
