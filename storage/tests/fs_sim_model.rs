@@ -168,7 +168,7 @@ fn run(seed: u64, ops: &[Op]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
     #[test]
     fn sim_matches_model(seed in any::<u64>(), ops in prop::collection::vec(op(), 1..40)) {
         run(seed, &ops)?;
