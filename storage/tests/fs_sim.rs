@@ -164,7 +164,7 @@ fn torn_write_damages_at_most_one_sector_of_unsynced_bytes() {
                 f.write_all(&[b'A' + i; 300]).unwrap();
             }
             let written = fs.read(p("/data/log")).unwrap();
-            let keep_unsynced = seed % 2 == 0;
+            let keep_unsynced = seed & 1 == 0;
             let opts = CrashOptions {
                 keep_unsynced,
                 torn: Some(torn),
@@ -451,4 +451,21 @@ fn group_commit_from_two_threads() {
     assert_eq!(got.len(), 2000);
     // Each 10-byte record arrived whole.
     assert!(got.chunks(10).all(|c| c.iter().all(|&b| b == c[0])));
+}
+
+#[test]
+fn both_file_systems_fit_behind_one_trait_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimFs::new(14);
+    sim.create_dir_all(dir.path()).unwrap();
+    let systems: [Arc<dyn Fs>; 2] = [Arc::new(cairn_storage::fs::StdFs), Arc::new(sim)];
+    for fs in systems {
+        let path = dir.path().join("x");
+        let f = fs.create(&path).unwrap();
+        f.write_all(b"same").unwrap();
+        f.sync_data().unwrap();
+        fs.sync_parent(&path).unwrap();
+        assert_eq!(&*fs.map(&path).unwrap(), b"same");
+        assert_eq!(fs.list_dir(dir.path()).unwrap(), vec!["x"]);
+    }
 }

@@ -17,7 +17,7 @@ use std::io;
 use std::ops::Deref;
 use std::path::Path;
 
-pub use sim::{CrashOptions, Fault, OpKind, SimFs, Torn};
+pub use sim::{CrashOptions, Fault, OpKind, SimFs, Torn, SECTOR};
 pub use std_fs::{StdFs, LOCK_FILE};
 
 /// A file system as the storage layer sees it. Object safe: the server holds an
