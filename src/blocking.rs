@@ -14,9 +14,12 @@ use parking_lot::Mutex;
 
 use crate::client::ClientHandle;
 
+/// Clients waiting on each (db, key), in arrival order.
+type Waiters = HashMap<(usize, Bytes), VecDeque<Arc<ClientHandle>>>;
+
 #[derive(Default)]
 pub struct BlockRegistry {
-    waiters: Mutex<HashMap<(usize, Bytes), VecDeque<Arc<ClientHandle>>>>,
+    waiters: Mutex<Waiters>,
     /// Number of blocked clients, so writes skip all of this when none wait.
     blocked: AtomicUsize,
 }

@@ -470,7 +470,7 @@ mod tests {
             });
             // Grow and shrink the table mid-scan with keys that come and go.
             step += 1;
-            if step % 3 == 0 {
+            if step.is_multiple_of(3) {
                 for j in 0..200 {
                     d.insert(format!("tmp{step}-{j}").into_bytes(), ());
                 }

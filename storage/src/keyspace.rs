@@ -576,9 +576,7 @@ impl<'a> Locked<'a> {
 
     /// Like [`lookup`](Self::lookup) but tells WATCHers the key is being modified.
     pub fn lookup_write(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
-        if self.lookup(db, key).is_none() {
-            return None;
-        }
+        self.lookup(db, key)?;
         self.signal_modified(db, key);
         self.lookup(db, key)
     }

@@ -9,9 +9,12 @@ use cairn_storage::snapshot::SnapshotSink;
 use cairn_storage::Value;
 use parking_lot::Mutex;
 
+/// (db, key, value) of every serialized entry.
+type Seen = Vec<(usize, Vec<u8>, Vec<u8>)>;
+
 #[derive(Default)]
 struct Collect {
-    seen: Mutex<Vec<(usize, Vec<u8>, Vec<u8>)>>,
+    seen: Mutex<Seen>,
 }
 
 impl SnapshotSink for Collect {

@@ -255,7 +255,10 @@ fn parse_len(line: &[u8]) -> Option<usize> {
 
 /// One RESP command at `pos`: Ok(Some((args, end))), Ok(None) if the bytes end
 /// first, Err(reason) if malformed.
-fn parse_command(b: &[u8], pos: usize) -> Result<Option<(Vec<&[u8]>, usize)>, String> {
+/// A parsed command and the offset just past it.
+type Parsed<'a> = Option<(Vec<&'a [u8]>, usize)>;
+
+fn parse_command(b: &[u8], pos: usize) -> Result<Parsed<'_>, String> {
     let Some(nl) = find_line(b, pos) else {
         return Ok(None);
     };
@@ -337,7 +340,7 @@ fn parse_commands(
     let mut valid_len = pos;
     let deliver = |cmds: &mut Vec<Vec<&[u8]>>,
                    report: &mut LoadReport,
-                   on: &mut dyn FnMut(&[&[u8]]) -> Result<(), String>|
+                   on: CommandSink|
      -> Result<(), String> {
         for c in cmds.drain(..) {
             if is_cmd(&c, b"MULTI") || is_cmd(&c, b"EXEC") {
@@ -506,7 +509,7 @@ mod tests {
         f.extend(batch(&[&["SET", "b", "2"]]));
         for cut in good + 1..f.len() {
             let (r, got) = run(&f[..cut]);
-            let stop = r.err().expect("a cut batch never loads");
+            let stop = r.expect_err("a cut batch never loads");
             assert_eq!(stop.valid_len, good, "cut at {cut}");
             assert!(stop.torn);
             assert_eq!(got, vec!["SET a 1"]);
@@ -521,7 +524,7 @@ mod tests {
         f.extend(batch(&[&["SET", "b", "2"]]));
         f[mid] ^= 0x01;
         let (r, got) = run(&f);
-        let stop = r.err().expect("corruption detected");
+        let stop = r.expect_err("corruption detected");
         assert!(stop.reason.is_some());
         assert!(!stop.torn, "valid data follows: not a torn tail");
         assert!(got.is_empty(), "nothing of the damaged batch applied");
@@ -535,7 +538,7 @@ mod tests {
         encode_command(&mut f, &["MULTI"]);
         encode_command(&mut f, &["SET", "b", "2"]);
         let (r, got) = run(&f);
-        let stop = r.err().expect("open MULTI at the end is a torn tail");
+        let stop = r.expect_err("open MULTI at the end is a torn tail");
         assert_eq!(got, vec!["SET a 1"]);
         assert!(stop.reason.is_none());
     }

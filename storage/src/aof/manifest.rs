@@ -47,7 +47,7 @@ impl Manifest {
                 continue;
             }
             let words: Vec<&str> = line.split_whitespace().collect();
-            if words.len() % 2 != 0 {
+            if !words.len().is_multiple_of(2) {
                 return Err(format!("manifest line {}: odd number of words", n + 1));
             }
             let (mut name, mut seq, mut kind) = (None, None, None);
