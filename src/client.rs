@@ -127,6 +127,8 @@ pub struct Client {
     pub patterns: std::collections::BTreeSet<Vec<u8>>,
     /// Set when the peer is on loopback (protected mode, DEBUG 'local').
     pub is_local: bool,
+    /// Log position the pending replies must wait for (appendfsync always).
+    pub wait_lsn: Option<u64>,
 }
 
 impl Client {
@@ -146,6 +148,7 @@ impl Client {
             channels: Default::default(),
             patterns: Default::default(),
             is_local,
+            wait_lsn: None,
         }
     }
 

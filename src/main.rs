@@ -57,6 +57,10 @@ fn main() -> ExitCode {
     };
     rt.block_on(async move {
         let srv = server::Server::new(config);
+        if let Err(e) = cairn::persistence::startup(&srv) {
+            tracing::error!("{e}");
+            return ExitCode::from(1);
+        }
         let listener = match server::bind(&srv).await {
             Ok(l) => l,
             Err(e) => {
@@ -77,6 +81,9 @@ fn main() -> ExitCode {
             s2.request_shutdown();
         });
         server::serve(srv.clone(), listener, workers).await;
+        if let Err(e) = srv.persistence.stop_log() {
+            tracing::error!("Error flushing the AOF on shutdown: {e}");
+        }
         tracing::info!("Cairn is now ready to exit, bye bye...");
         ExitCode::SUCCESS
     })

@@ -60,6 +60,9 @@ pub struct Server {
     slowlog_max_len: AtomicUsize,
     has_password: AtomicBool,
     pub active_expire_enabled: AtomicBool,
+    pub persistence: crate::persistence::Persistence,
+    /// For code that only has `&Server` but must start background work.
+    weak_self: std::sync::OnceLock<std::sync::Weak<Server>>,
 }
 
 /// notify-keyspace-events letters to bits.
@@ -132,9 +135,38 @@ impl Server {
             slowlog_max_len: AtomicUsize::new(0),
             has_password: AtomicBool::new(false),
             active_expire_enabled: AtomicBool::new(true),
+            persistence: crate::persistence::Persistence::default(),
+            weak_self: std::sync::OnceLock::new(),
         });
+        let _ = srv.weak_self.set(Arc::downgrade(&srv));
         srv.apply_config();
         srv
+    }
+
+    pub fn arc(&self) -> Arc<Server> {
+        self.weak_self
+            .get()
+            .and_then(|w| w.upgrade())
+            .expect("server is alive")
+    }
+
+    /// Applies appendonly / appendfsync changes made by CONFIG SET.
+    pub fn apply_persistence_config(&self) -> Result<(), String> {
+        let (appendonly, policy) = {
+            let c = self.config.read();
+            (c.get_bool("appendonly"), c.get("appendfsync").to_string())
+        };
+        let policy = cairn_storage::aof::FsyncPolicy::parse(&policy)
+            .unwrap_or(cairn_storage::aof::FsyncPolicy::EverySec);
+        self.persistence.set_policy(policy);
+        let on = self.persistence.aof_on();
+        if appendonly && !on && !self.persistence.rewrite_in_progress.load(Ordering::Acquire) {
+            // Turning the AOF on writes a base from a snapshot first.
+            crate::persistence::start_rewrite(&self.arc())?;
+        } else if !appendonly && on {
+            self.persistence.stop_log()?;
+        }
+        Ok(())
     }
 
     /// Refreshes the hot copies after the config changed.
@@ -189,7 +221,10 @@ impl Server {
     }
 
     /// Why a write must be refused now (MISCONF, OOM), if it must.
-    pub fn deny_write_reason(&self, _cmd: &Command) -> Option<String> {
+    pub fn deny_write_reason(&self, cmd: &Command) -> Option<String> {
+        if cmd.has(cmd::WRITE) {
+            return self.persistence.write_error();
+        }
         None
     }
 
@@ -264,7 +299,14 @@ impl Server {
             _ => return,
         }
         let t = Instant::now();
-        let gone = self.ks.expire_due(now, EXPIRE_BUDGET_PER_TICK);
+        let log = self.persistence.aof_on();
+        let gone = self.ks.expire_due(now, EXPIRE_BUDGET_PER_TICK, |db, key| {
+            if log {
+                // Logged under the shard lock: before any later write of the key.
+                self.persistence
+                    .append(|w| w.command(db, &[b"DEL".as_slice(), key]));
+            }
+        });
         if gone.is_empty() {
             return;
         }
@@ -599,16 +641,28 @@ impl Connection<'_> {
             // Run what is buffered, flushing between batches so a huge
             // pipeline never grows the output buffer without bound.
             while self.process(client) {
-                self.flush().await?;
+                self.flush(client).await?;
             }
-            self.flush().await?;
+            self.flush(client).await?;
             if client.close_after_reply {
                 return Ok(());
             }
         }
     }
 
-    async fn flush(&mut self) -> std::io::Result<()> {
+    /// Writes the pending replies, after the writes they acknowledge (or may
+    /// have observed) are durable. If the log failed first they are never
+    /// sent: the connection closes, and the client cannot take the write as
+    /// acknowledged.
+    async fn flush(&mut self, client: &mut Client) -> std::io::Result<()> {
+        if let Some(lsn) = client.wait_lsn.take() {
+            if !self.srv.persistence.wait_durable(lsn).await {
+                self.out.buf.clear();
+                return Err(std::io::Error::other(
+                    "AOF failed before the write was durable",
+                ));
+            }
+        }
         if !self.out.buf.is_empty() {
             self.sock.write_all(&self.out.buf).await?;
             self.srv

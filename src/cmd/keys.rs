@@ -423,11 +423,13 @@ fn expire_generic(c: &mut Ctx, a: &Argv, unit_ms: i64, absolute: bool) {
     if when <= c.ks.now_ms as i64 {
         c.ks.remove(db, key);
         c.dirty += 1;
+        c.propagate(&[b"DEL".as_slice(), key]);
         c.notify(event::GENERIC, "del", key);
         return c.out.int(1);
     }
     c.ks.set_expire(db, key, when as u64);
     c.dirty += 1;
+    c.propagate(&[b"PEXPIREAT".as_slice(), key, when.to_string().as_bytes()]);
     c.notify(event::GENERIC, "expire", key);
     c.out.int(1);
 }

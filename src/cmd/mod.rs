@@ -14,9 +14,10 @@ use cairn_storage::keyspace::Locked;
 use cairn_storage::Value;
 
 use crate::client::{Client, TimeoutReply};
-use crate::resp::{Argv, Reply};
+use crate::resp::{Argv, OwnedArgv, Reply};
 use crate::server::Server;
 
+pub mod aof;
 pub mod connection;
 pub mod hash;
 pub mod keys;
@@ -195,6 +196,7 @@ impl Table {
             set::COMMANDS,
             zset::COMMANDS,
             pubsub::COMMANDS,
+            aof::COMMANDS,
         ];
         let mut commands = Vec::new();
         let mut by_name = HashMap::new();
@@ -293,11 +295,22 @@ pub struct Ctx<'a> {
     pub notifications: Vec<Notification>,
     /// Set by EXEC: blocking commands must not block inside a transaction.
     pub in_exec: bool,
+    /// What to log instead of the command itself (deterministic forms such as
+    /// PEXPIREAT for EXPIRE), with the database of each record.
+    pub propagated: Vec<(usize, OwnedArgv)>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn db(&self) -> usize {
         self.client.db
+    }
+    /// Logs `args` (in the current database) instead of the command as sent;
+    /// call once per record, e.g. SET ... PXAT for SET ... EX.
+    pub fn propagate<A: AsRef<[u8]>>(&mut self, args: &[A]) {
+        if self.srv.persistence.aof_on() {
+            self.propagated
+                .push((self.client.db, OwnedArgv::from_args(args)));
+        }
     }
     pub fn error(&mut self, msg: &str) {
         self.out.error(msg);
@@ -487,6 +500,7 @@ pub fn run(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize, argv:
         ready_keys: Vec::new(),
         notifications: Vec::new(),
         in_exec: false,
+        propagated: Vec::new(),
     };
     (cmd.handler)(&mut ctx, argv);
     finish(ctx, argv);
@@ -499,16 +513,57 @@ pub fn finish(ctx: Ctx, argv: &Argv) {
     let Ctx {
         srv,
         client,
-        ks,
+        mut ks,
         cmd,
         cmd_index,
         dirty,
         ready_keys,
         mut notifications,
+        propagated,
+        in_exec,
         ..
     } = ctx;
-    let expired = std::mem::take(&mut { ks }.expired);
-    // `ks` is dropped here: the shards are released.
+    // Log the command's effects while its shards are still held, so the log
+    // order of commands on the same keys is their execution order.
+    if srv.persistence.aof_on() {
+        let logs_self = dirty > 0 && cmd.has(WRITE) && propagated.is_empty() && !in_exec;
+        let wait = if logs_self || !propagated.is_empty() || !ks.expired.is_empty() {
+            let db = client.db;
+            let expired = &ks.expired;
+            srv.persistence.append(|w| {
+                for (edb, k) in expired {
+                    w.command(*edb, &[b"DEL".as_slice(), k]);
+                }
+                if logs_self {
+                    let args: Vec<&[u8]> = argv.iter().collect();
+                    w.command(db, &args);
+                } else {
+                    let wrap = in_exec && propagated.len() > 1;
+                    if wrap {
+                        let first_db = propagated[0].0;
+                        w.command(first_db, &[b"MULTI".as_slice()]);
+                    }
+                    let mut last_db = db;
+                    for (pdb, a) in &propagated {
+                        let args: Vec<&[u8]> = a.argv().iter().collect();
+                        w.command(*pdb, &args);
+                        last_db = *pdb;
+                    }
+                    if wrap {
+                        w.command(last_db, &[b"EXEC".as_slice()]);
+                    }
+                }
+            })
+        } else {
+            srv.persistence.wait_point()
+        };
+        if let Some(lsn) = wait {
+            client.wait_lsn = Some(client.wait_lsn.map_or(lsn, |w| w.max(lsn)));
+        }
+    }
+    let expired = std::mem::take(&mut ks.expired);
+    drop(ks);
+    // The shards are released from here on.
     for (db, key) in expired {
         srv.stats
             .expired_keys
@@ -537,5 +592,37 @@ pub fn finish(ctx: Ctx, argv: &Argv) {
         srv.blocking.signal(db, &key);
     }
     srv.slowlog_maybe(client, argv, elapsed);
-    let _ = cmd;
+}
+
+/// Runs a command from the AOF at startup: nothing expires while loading.
+pub fn run_replay(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize, argv: &Argv) {
+    let cmd = table().commands[idx];
+    if cmd.name == "exec" || cmd.name == "multi" {
+        return;
+    }
+    let now = client.clock.now_ms();
+    let mut ks = match &cmd.keys {
+        KeySpec::None => srv.ks.lock_keys(std::iter::empty::<&[u8]>(), now),
+        KeySpec::All => srv.ks.lock_all(now),
+        _ => srv.ks.lock_keys(
+            cmd.key_positions(argv).into_iter().map(|i| argv.get(i)),
+            now,
+        ),
+    };
+    ks.no_expire = true;
+    let mut ctx = Ctx {
+        srv,
+        client,
+        out,
+        ks,
+        cmd,
+        cmd_index: idx,
+        dirty: 0,
+        ready_keys: Vec::new(),
+        notifications: Vec::new(),
+        propagated: Vec::new(),
+        in_exec: false,
+    };
+    (cmd.handler)(&mut ctx, argv);
+    finish(ctx, argv);
 }

@@ -158,6 +158,7 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
         ready_keys: Vec::new(),
         notifications: Vec::new(),
         in_exec: true,
+        propagated: Vec::new(),
     };
     // A watched key that expired since WATCH counts as modified: look each
     // up so lazy expiry runs under the lock before the flag is checked.
@@ -179,7 +180,17 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
                 ctx.out.error(&e);
                 continue;
             }
+            let (dirty_before, logged_before) = (ctx.dirty, ctx.propagated.len());
             (cmd.handler)(&mut ctx, &a);
+            // Each command of the transaction is logged in its own form;
+            // finish() wraps them in MULTI/EXEC.
+            if ctx.dirty > dirty_before
+                && cmd.has(WRITE)
+                && ctx.propagated.len() == logged_before
+                && srv.persistence.aof_on()
+            {
+                ctx.propagated.push((ctx.client.db, argv.clone()));
+            }
             srv.stats.record_call(*i, std::time::Duration::ZERO);
         }
     }

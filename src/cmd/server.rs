@@ -156,13 +156,38 @@ pub fn info_text(c: &Ctx, sections: &[String]) -> String {
         );
     }
     if want("persistence") {
+        let p = &srv.persistence;
+        let log = p.log();
+        let rewriting = p.rewrite_in_progress.load(Relaxed);
+        let current_rewrite = p
+            .rewrite_started
+            .lock()
+            .map_or(-1, |t| t.elapsed().as_secs() as i64);
         let _ = write!(
             out,
-            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\naof_enabled:{}\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_last_write_status:ok\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n\r\n",
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{}\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_rewrite_buffer_peak_bytes:{}\r\naof_last_write_status:{}\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
             srv.dirty.load(Relaxed),
             cairn_storage::keyspace::now_ms() / 1000 - uptime,
-            (cfg.get("appendonly") == "yes") as u8,
+            p.aof_on() as u8,
+            rewriting as u8,
+            p.last_rewrite_secs.load(Relaxed),
+            current_rewrite,
+            if p.last_rewrite_ok.load(Relaxed) { "ok" } else { "err" },
+            p.rewrites.load(Relaxed),
+            p.last_rewrite_peak_bytes.load(Relaxed),
+            if log.as_ref().is_some_and(|l| l.is_failed()) { "err" } else { "ok" },
         );
+        if let Some(l) = &log {
+            let _ = write!(
+                out,
+                "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\naof_buffer_length:{}\r\naof_pending_bio_fsync:0\r\naof_delayed_fsync:{}\r\n",
+                l.current_size.load(Relaxed),
+                p.base_size.load(Relaxed),
+                l.appended_lsn() - l.durable_lsn(),
+                l.delayed_fsync.load(Relaxed),
+            );
+        }
+        out.push_str("\r\n");
     }
     if want("stats") {
         let s = &srv.stats;
@@ -383,6 +408,16 @@ fn config_set(c: &mut Ctx, a: &Argv) {
     *cfg = next;
     drop(cfg);
     c.srv.apply_config();
+    if seen
+        .iter()
+        .any(|n| *n == "appendonly" || *n == "appendfsync")
+    {
+        if let Err(e) = c.srv.apply_persistence_config() {
+            return c.error(&format!(
+                "ERR CONFIG SET failed (possibly related to argument 'appendonly') - {e}"
+            ));
+        }
+    }
     c.out.ok();
 }
 

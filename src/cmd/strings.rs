@@ -179,6 +179,14 @@ fn set(c: &mut Ctx, a: &Argv) {
     if let Ttl::At(at) = ttl {
         c.ks.set_expire(db, key, at as u64);
         c.notify(event::GENERIC, "expire", key);
+        // Relative TTLs are logged as absolute, so a replay never extends them.
+        c.propagate(&[
+            b"SET".as_slice(),
+            key,
+            a.get(2),
+            b"PXAT",
+            at.to_string().as_bytes(),
+        ]);
     }
     if !get_old {
         c.out.ok();
@@ -205,6 +213,13 @@ fn set_with_ttl(c: &mut Ctx, a: &Argv, unit_ms: i64, name: &str) {
     c.ks.set(db, a.get(1), Value::Str(a.get(3).to_vec()));
     c.ks.set_expire(db, a.get(1), at as u64);
     c.dirty += 1;
+    c.propagate(&[
+        b"SET".as_slice(),
+        a.get(1),
+        a.get(3),
+        b"PXAT",
+        at.to_string().as_bytes(),
+    ]);
     c.notify(event::STRING, "set", a.get(1));
     c.notify(event::GENERIC, "expire", a.get(1));
     c.out.ok();
@@ -250,11 +265,13 @@ fn getex(c: &mut Ctx, a: &Argv) {
             // A deadline in the past deletes the key, as an expiry would.
             c.ks.remove(db, key);
             c.dirty += 1;
+            c.propagate(&[b"DEL".as_slice(), key]);
             c.notify(event::GENERIC, "del", key);
         }
         Ttl::At(at) => {
             c.ks.set_expire(db, key, at as u64);
             c.dirty += 1;
+            c.propagate(&[b"PEXPIREAT".as_slice(), key, at.to_string().as_bytes()]);
             c.notify(event::GENERIC, "expire", key);
         }
         Ttl::Persist => {
@@ -276,6 +293,7 @@ fn getdel(c: &mut Ctx, a: &Argv) {
             let db = c.db();
             c.ks.remove(db, key);
             c.dirty += 1;
+            c.propagate(&[b"DEL".as_slice(), key]);
             c.notify(event::GENERIC, "del", key);
         }
         Ok(None) => c.out.null(),
@@ -534,6 +552,8 @@ fn incrbyfloat(c: &mut Ctx, a: &Argv) {
     let db = c.db();
     c.ks.set_keep_ttl(db, key, Value::Str(text.clone().into_bytes()));
     c.dirty += 1;
+    // Float arithmetic is logged as its result, so replay cannot drift.
+    c.propagate(&[b"SET".as_slice(), key, text.as_bytes(), b"KEEPTTL"]);
     c.notify(event::STRING, "incrbyfloat", key);
     c.out.bulk(text.as_bytes());
 }

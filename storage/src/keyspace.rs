@@ -245,7 +245,15 @@ impl Keyspace {
 
     /// Starts a point-in-time snapshot: the image is the keyspace as of this
     /// call. Returns its generation, or None if one is already running.
-    pub fn begin_snapshot(&self, sink: Arc<dyn SnapshotSink>) -> Option<u64> {
+    ///
+    /// `at_instant` runs while every shard is held, i.e. exactly at T: the AOF
+    /// rewrite switches to a new incremental file there, so the new base plus
+    /// the new file are the whole history.
+    pub fn begin_snapshot(
+        &self,
+        sink: Arc<dyn SnapshotSink>,
+        at_instant: impl FnOnce(),
+    ) -> Option<u64> {
         if self.snapshot_running.swap(true, Ordering::AcqRel) {
             return None;
         }
@@ -272,6 +280,7 @@ impl Keyspace {
         }
         self.snapshot_shards_left.store(left, Ordering::Release);
         let generation = self.snapshot_generation.fetch_add(1, Ordering::AcqRel) + 1;
+        at_instant();
         drop(guards);
         Some(generation)
     }
@@ -372,7 +381,14 @@ impl Keyspace {
 
     /// Deletes keys whose deadline is at or before `now`, at most `budget` of
     /// them, and returns them for propagation and notification.
-    pub fn expire_due(&self, now: u64, budget: usize) -> Vec<(usize, Key)> {
+    /// `on_expired` runs for each key while its shard is still held, so the
+    /// deletion is logged before any later command on that key.
+    pub fn expire_due(
+        &self,
+        now: u64,
+        budget: usize,
+        mut on_expired: impl FnMut(usize, &Key),
+    ) -> Vec<(usize, Key)> {
         let mut out = Vec::new();
         for (i, shard) in self.shards.iter().enumerate() {
             if self.next_deadline[i].load(Ordering::Relaxed) > now {
@@ -396,6 +412,7 @@ impl Keyspace {
                     d.expires.pop_first();
                     d.dict.remove_entry_hashed(hash, &key);
                     touch_watchers(watched, db, &key);
+                    on_expired(db, &key);
                     out.push((db, key));
                 }
             }
@@ -870,7 +887,7 @@ mod tests {
             }
         }
         assert_eq!(ks.earliest_deadline(), Some(10));
-        let gone = ks.expire_due(59, 1000);
+        let gone = ks.expire_due(59, 1000, |_, _| {});
         assert_eq!(gone.len(), 50);
         assert_eq!(ks.counts()[1], (50, 50));
         assert_eq!(ks.earliest_deadline(), Some(60));

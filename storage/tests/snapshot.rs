@@ -60,7 +60,10 @@ fn snapshot_is_the_keyspace_at_one_instant() {
     let generation = ks
         .begin_snapshot(sink.clone())
         .expect("no snapshot running");
-    assert!(ks.begin_snapshot(sink.clone()).is_none(), "one at a time");
+    assert!(
+        ks.begin_snapshot(sink.clone(), || {}).is_none(),
+        "one at a time"
+    );
 
     // Writers keep the invariant sum == Σ counters in every transaction, and
     // create and delete keys that did not exist at T.
@@ -141,7 +144,7 @@ fn flush_aborts_a_running_snapshot() {
         }
     }
     let sink = Arc::new(Collect::default());
-    let g = ks.begin_snapshot(sink).unwrap();
+    let g = ks.begin_snapshot(sink, || {}).unwrap();
     assert_eq!(ks.snapshot_step(g, 4), SnapshotProgress::More);
     ks.lock_all(0).flush_db(0);
     assert_eq!(ks.snapshot_step(g, 4), SnapshotProgress::Aborted);

@@ -68,6 +68,22 @@ struct State {
     shutdown: bool,
 }
 
+/// Encodes records into the log buffer, selecting databases as needed.
+pub struct RecordWriter<'a> {
+    buf: &'a mut Vec<u8>,
+    cur_db: &'a mut Option<usize>,
+}
+
+impl RecordWriter<'_> {
+    pub fn command<A: AsRef<[u8]>>(&mut self, db: usize, args: &[A]) {
+        if *self.cur_db != Some(db) {
+            encode_command(self.buf, &[b"SELECT".as_slice(), db.to_string().as_bytes()]);
+            *self.cur_db = Some(db);
+        }
+        encode_command(self.buf, args);
+    }
+}
+
 pub struct AofLog {
     state: Mutex<State>,
     wake: Condvar,
@@ -90,6 +106,7 @@ impl AofLog {
     pub fn start(
         file: Box<dyn FsFile>,
         start_size: u64,
+        start_lsn: u64,
         policy: FsyncPolicy,
         notify: Notify,
     ) -> io::Result<Arc<AofLog>> {
@@ -98,15 +115,15 @@ impl AofLog {
                 segments: VecDeque::from([Segment {
                     file: Arc::from(file),
                     data: Vec::new(),
-                    end_lsn: 0,
+                    end_lsn: start_lsn,
                 }]),
                 cur_db: None,
                 shutdown: false,
             }),
             wake: Condvar::new(),
             policy: Mutex::new(policy),
-            appended_lsn: AtomicU64::new(0),
-            durable_lsn: AtomicU64::new(0),
+            appended_lsn: AtomicU64::new(start_lsn),
+            durable_lsn: AtomicU64::new(start_lsn),
             failed: AtomicBool::new(false),
             error: Mutex::new(None),
             notify,
@@ -122,24 +139,24 @@ impl AofLog {
         Ok(log)
     }
 
-    /// Appends records for database `db`; `encode` writes them (see
-    /// [`encode_command`]). Returns the log position after them.
-    pub fn append(&self, db: usize, encode: impl FnOnce(&mut Vec<u8>)) -> u64 {
+    /// Appends records in one step: `write` calls [`RecordWriter::command`]
+    /// for each. Returns the log position after them. The caller holds the
+    /// shards of the keys involved, so log order is execution order.
+    pub fn append(&self, write: impl FnOnce(&mut RecordWriter)) -> u64 {
         let mut st = self.state.lock();
         let State {
             segments, cur_db, ..
         } = &mut *st;
         let seg = segments.back_mut().expect("at least one segment");
         let before = seg.data.len();
-        if *cur_db != Some(db) {
-            encode_command(
-                &mut seg.data,
-                &[b"SELECT".as_slice(), db.to_string().as_bytes()],
-            );
-            *cur_db = Some(db);
-        }
-        encode(&mut seg.data);
+        write(&mut RecordWriter {
+            buf: &mut seg.data,
+            cur_db,
+        });
         let added = (seg.data.len() - before) as u64;
+        if added == 0 {
+            return self.appended_lsn();
+        }
         seg.end_lsn += added;
         let lsn = self.appended_lsn.fetch_add(added, Ordering::AcqRel) + added;
         debug_assert_eq!(lsn, seg.end_lsn);
@@ -358,8 +375,8 @@ mod tests {
         let path = Path::new("/a.aof");
         let f = fs.create(path).unwrap();
         fs.sync_dir(Path::new("/")).unwrap();
-        let log = AofLog::start(f, 0, FsyncPolicy::Always, Box::new(|_| {})).unwrap();
-        let lsn = log.append(0, |b| encode_command(b, &[b"SET".as_slice(), b"k", b"v"]));
+        let log = AofLog::start(f, 0, 0, FsyncPolicy::Always, Box::new(|_| {})).unwrap();
+        let lsn = log.append(|w| w.command(0, &[b"SET".as_slice(), b"k", b"v"]));
         log.flush_all(false).unwrap();
         assert!(log.durable_lsn() >= lsn);
         let after = fs.crash(CrashOptions::default());
@@ -376,12 +393,12 @@ mod tests {
         let fs = SimFs::new(2);
         let f = fs.create(Path::new("/a.aof")).unwrap();
         fs.fail(crate::fs::OpKind::Sync, 1, crate::fs::Fault::Eio);
-        let log = AofLog::start(f, 0, FsyncPolicy::Always, Box::new(|_| {})).unwrap();
-        log.append(0, |b| encode_command(b, &[b"SET".as_slice(), b"k", b"v"]));
+        let log = AofLog::start(f, 0, 0, FsyncPolicy::Always, Box::new(|_| {})).unwrap();
+        log.append(|w| w.command(0, &[b"SET".as_slice(), b"k", b"v"]));
         assert!(log.flush_all(false).is_err());
         assert!(log.is_failed());
         // Later records are never reported durable.
-        let lsn = log.append(0, |b| encode_command(b, &[b"SET".as_slice(), b"k", b"w"]));
+        let lsn = log.append(|w| w.command(0, &[b"SET".as_slice(), b"k", b"w"]));
         assert!(log.flush_all(false).is_err());
         assert!(log.durable_lsn() < lsn);
     }

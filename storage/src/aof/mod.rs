@@ -17,7 +17,7 @@ pub mod manifest;
 pub mod rewrite;
 
 pub use load::{load_aof, AofLoadError, LoadReport};
-pub use log::{AofLog, Durable, FsyncPolicy};
+pub use log::{AofLog, Durable, FsyncPolicy, RecordWriter};
 pub use manifest::{AofFileInfo, AofKind, Manifest};
 
 /// First line of every incremental file Cairn creates.

@@ -1,0 +1,501 @@
+//! The server's side of persistence: the data-directory lock, the AOF log and
+//! its files, replay at startup, fork-free rewrite, and the durability wait
+//! that keeps a reply from leaving before its write is on disk.
+//!
+//! File formats and ordering live in the storage crate (`cairn_storage::aof`);
+//! this module decides when to call them and turns their outcome into replies,
+//! INFO fields and MISCONF errors.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use cairn_storage::aof::manifest::{base_name, incr_name};
+use cairn_storage::aof::rewrite::RespBaseSink;
+use cairn_storage::aof::{self, AofLog, Durable, FsyncPolicy, Manifest, RecordWriter, HEADER};
+use cairn_storage::fs::{DirLock, Fs, StdFs};
+use cairn_storage::keyspace::SnapshotProgress;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+
+use crate::server::Server;
+
+/// Buckets the rewrite walker serializes per shard-lock hold.
+const REWRITE_BUCKETS_PER_STEP: usize = 64;
+
+pub struct Persistence {
+    pub fs: Arc<dyn Fs>,
+    dir_lock: Mutex<Option<DirLock>>,
+    aof: RwLock<Option<Arc<AofLog>>>,
+    /// Fast check for the hot path: is an AOF log open?
+    aof_on: AtomicBool,
+    /// Replies wait for fsync (appendfsync always).
+    wait_for_fsync: AtomicBool,
+    durable_tx: watch::Sender<Durable>,
+    manifest: Mutex<Option<Manifest>>,
+    pub rewrite_in_progress: AtomicBool,
+    pub rewrite_scheduled: AtomicBool,
+    pub last_rewrite_ok: AtomicBool,
+    pub rewrites: AtomicU64,
+    pub last_rewrite_secs: AtomicI64,
+    pub rewrite_started: Mutex<Option<Instant>>,
+    pub base_size: AtomicU64,
+    /// Peak bytes the rewrite held in memory (queued serialized data).
+    pub last_rewrite_peak_bytes: AtomicU64,
+}
+
+impl Default for Persistence {
+    fn default() -> Self {
+        Self::with_fs(Arc::new(StdFs))
+    }
+}
+
+/// Names and places the AOF needs, read from the config.
+pub struct AofPaths {
+    pub data_dir: PathBuf,
+    pub dirname: String,
+    pub filename: String,
+}
+
+impl AofPaths {
+    pub fn from_server(srv: &Server) -> AofPaths {
+        let c = srv.config.read();
+        AofPaths {
+            data_dir: PathBuf::from(c.get("dir")),
+            dirname: c.get("appenddirname").to_string(),
+            filename: c.get("appendfilename").to_string(),
+        }
+    }
+    pub fn dir(&self) -> PathBuf {
+        self.data_dir.join(&self.dirname)
+    }
+}
+
+fn io_err(what: &str, e: std::io::Error) -> String {
+    format!("{what}: {e}")
+}
+
+impl Persistence {
+    pub fn with_fs(fs: Arc<dyn Fs>) -> Self {
+        let (durable_tx, _) = watch::channel(Durable::default());
+        Persistence {
+            fs,
+            dir_lock: Mutex::new(None),
+            aof: RwLock::new(None),
+            aof_on: AtomicBool::new(false),
+            wait_for_fsync: AtomicBool::new(false),
+            durable_tx,
+            manifest: Mutex::new(None),
+            rewrite_in_progress: AtomicBool::new(false),
+            rewrite_scheduled: AtomicBool::new(false),
+            last_rewrite_ok: AtomicBool::new(true),
+            rewrites: AtomicU64::new(0),
+            last_rewrite_secs: AtomicI64::new(-1),
+            rewrite_started: Mutex::new(None),
+            base_size: AtomicU64::new(0),
+            last_rewrite_peak_bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes the exclusive lock on the data directory for the life of the
+    /// process: a second server on the same directory refuses to start.
+    pub fn lock_data_dir(&self, dir: &std::path::Path) -> Result<(), String> {
+        let lock = self.fs.lock_dir(dir).map_err(|e| e.to_string())?;
+        *self.dir_lock.lock() = Some(lock);
+        Ok(())
+    }
+
+    pub fn aof_on(&self) -> bool {
+        self.aof_on.load(Ordering::Acquire)
+    }
+
+    pub fn log(&self) -> Option<Arc<AofLog>> {
+        self.aof.read().clone()
+    }
+
+    /// Appends records; returns the position a reply must wait for, if the
+    /// policy makes replies wait.
+    pub fn append(&self, write: impl FnOnce(&mut RecordWriter)) -> Option<u64> {
+        let log = self.aof.read();
+        let log = log.as_ref()?;
+        let lsn = log.append(write);
+        self.wait_for_fsync.load(Ordering::Relaxed).then_some(lsn)
+    }
+
+    /// Position everything so far has reached: a read must not reply before
+    /// the writes it may have observed are durable.
+    pub fn wait_point(&self) -> Option<u64> {
+        if !self.wait_for_fsync.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.aof.read().as_ref().map(|l| l.appended_lsn())
+    }
+
+    /// Waits until `lsn` is durable. False if the log failed first: the reply
+    /// must then never be sent.
+    pub async fn wait_durable(&self, lsn: u64) -> bool {
+        let mut rx = self.durable_tx.subscribe();
+        let reached = match rx.wait_for(|d| d.lsn >= lsn || d.failed).await {
+            Ok(d) => d.lsn >= lsn,
+            Err(_) => false,
+        };
+        reached
+    }
+
+    /// Why writes are refused, if the AOF cannot make them durable.
+    pub fn write_error(&self) -> Option<String> {
+        let log = self.aof.read();
+        let log = log.as_ref()?;
+        if log.is_failed() {
+            Some(format!(
+                "MISCONF Errors writing to the AOF file: {}",
+                log.error().unwrap_or_default()
+            ))
+        } else {
+            None
+        }
+    }
+
+    pub fn set_policy(&self, policy: FsyncPolicy) {
+        self.wait_for_fsync
+            .store(policy == FsyncPolicy::Always, Ordering::Release);
+        if let Some(l) = self.log() {
+            l.set_policy(policy);
+        }
+    }
+
+    fn notify_fn(&self) -> Box<dyn Fn(Durable) + Send + Sync> {
+        let tx = self.durable_tx.clone();
+        Box::new(move |d| {
+            tx.send_replace(d);
+        })
+    }
+
+    /// Creates a new incremental file with its header, durable.
+    fn create_incr(
+        &self,
+        paths: &AofPaths,
+        seq: u64,
+    ) -> Result<Box<dyn cairn_storage::fs::FsFile>, String> {
+        let path = paths.dir().join(incr_name(&paths.filename, seq));
+        let f = self
+            .fs
+            .create(&path)
+            .map_err(|e| io_err("creating the AOF incr file", e))?;
+        f.write_all(HEADER)
+            .and_then(|_| f.sync_data())
+            .and_then(|_| self.fs.sync_parent(&path))
+            .map_err(|e| io_err("writing the AOF incr file header", e))?;
+        Ok(f)
+    }
+
+    /// After loading: opens a fresh incremental file, lists it in the manifest
+    /// (durably, before anything is written to it) and starts the log.
+    pub fn start_log(
+        &self,
+        paths: &AofPaths,
+        policy: FsyncPolicy,
+        manifest: Manifest,
+    ) -> Result<(), String> {
+        let mut manifest = manifest;
+        let seq = manifest.next_incr_seq();
+        let file = self.create_incr(paths, seq)?;
+        manifest.incrs.push(aof::AofFileInfo {
+            name: incr_name(&paths.filename, seq),
+            seq,
+            kind: aof::AofKind::Incr,
+        });
+        manifest
+            .store(&*self.fs, &paths.dir(), &paths.filename)
+            .map_err(|e| io_err("writing the AOF manifest", e))?;
+        let log = AofLog::start(file, HEADER.len() as u64, 0, policy, self.notify_fn())
+            .map_err(|e| io_err("starting the AOF writer", e))?;
+        *self.manifest.lock() = Some(manifest);
+        *self.aof.write() = Some(log);
+        self.set_policy(policy);
+        self.aof_on.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Stops logging (CONFIG SET appendonly no, shutdown): everything
+    /// appended is written and fsynced first.
+    pub fn stop_log(&self) -> Result<(), String> {
+        self.aof_on.store(false, Ordering::Release);
+        let log = self.aof.write().take();
+        let r = match &log {
+            Some(l) => l.flush_all(true),
+            None => Ok(()),
+        };
+        if let Some(l) = log {
+            l.shutdown();
+        }
+        r
+    }
+
+    pub fn manifest(&self) -> Option<Manifest> {
+        self.manifest.lock().clone()
+    }
+}
+
+/// Replays the AOF into the keyspace at startup, then starts logging.
+/// Creates an empty base and manifest when there is no AOF yet.
+pub fn startup(srv: &Arc<Server>) -> Result<(), String> {
+    let (appendonly, policy, load_truncated) = {
+        let c = srv.config.read();
+        (
+            c.get_bool("appendonly"),
+            FsyncPolicy::parse(c.get("appendfsync")).unwrap_or(FsyncPolicy::EverySec),
+            c.get_bool("aof-load-truncated"),
+        )
+    };
+    let paths = AofPaths::from_server(srv);
+    srv.persistence.lock_data_dir(&paths.data_dir)?;
+    if !appendonly {
+        return Ok(());
+    }
+    let p = &srv.persistence;
+    let started = Instant::now();
+    let mut replay = crate::replay::Replayer::new(srv);
+    let loaded = aof::load_aof(
+        &*p.fs,
+        &paths.data_dir,
+        &paths.dirname,
+        &paths.filename,
+        load_truncated,
+        &mut |_rdb: &[u8]| {
+            Err("an RDB-preamble base needs the RDB loader (not built yet)".to_string())
+        },
+        &mut |args: &[&[u8]]| replay.apply(args),
+    )
+    .map_err(|e| e.to_string())?;
+    let manifest = match loaded {
+        None => {
+            // No AOF yet: an empty base keeps the layout Redis expects.
+            p.fs.create_dir_all(&paths.dir())
+                .and_then(|_| p.fs.sync_parent(&paths.dir()))
+                .map_err(|e| io_err("creating the AOF directory", e))?;
+            let name = base_name(&paths.filename, 1, false);
+            let path = paths.dir().join(&name);
+            let f =
+                p.fs.create(&path)
+                    .map_err(|e| io_err("creating the AOF base", e))?;
+            f.sync_data()
+                .and_then(|_| p.fs.sync_parent(&path))
+                .map_err(|e| io_err("creating the AOF base", e))?;
+            Manifest {
+                base: Some(aof::AofFileInfo {
+                    name,
+                    seq: 1,
+                    kind: aof::AofKind::Base,
+                }),
+                ..Default::default()
+            }
+        }
+        Some((Some(m), report)) => {
+            if let Some((file, bytes, records)) = &report.truncated {
+                tracing::warn!(
+                    "!!! Warning: short read while loading the AOF {file}: truncated {bytes} bytes ({records} unverified records) at the end !!!"
+                );
+            }
+            tracing::info!(
+                "DB loaded from append only file: {:.3} seconds ({} commands from {} files)",
+                started.elapsed().as_secs_f64(),
+                report.commands,
+                report.files
+            );
+            m
+        }
+        Some((None, report)) => {
+            // A pre-7 single appendonly.aof: upgrade it into a base file.
+            tracing::info!(
+                "Loaded {} commands from the legacy {}; upgrading to a multi-part AOF",
+                report.commands,
+                paths.filename
+            );
+            p.fs.create_dir_all(&paths.dir())
+                .map_err(|e| io_err("creating the AOF directory", e))?;
+            let name = base_name(&paths.filename, 1, report.base_rdb);
+            p.fs.durable_rename(
+                &paths.data_dir.join(&paths.filename),
+                &paths.dir().join(&name),
+            )
+            .map_err(|e| io_err("moving the legacy AOF", e))?;
+            Manifest {
+                base: Some(aof::AofFileInfo {
+                    name,
+                    seq: 1,
+                    kind: aof::AofKind::Base,
+                }),
+                ..Default::default()
+            }
+        }
+    };
+    p.start_log(&paths, policy, manifest)
+}
+
+/// BGREWRITEAOF without fork. Runs on its own thread; returns an error
+/// message if one is already running.
+pub fn start_rewrite(srv: &Arc<Server>) -> Result<(), String> {
+    let p = &srv.persistence;
+    if p.rewrite_in_progress.swap(true, Ordering::AcqRel) {
+        return Err("ERR Background append only file rewriting already in progress".into());
+    }
+    *p.rewrite_started.lock() = Some(Instant::now());
+    let srv = srv.clone();
+    let spawned = std::thread::Builder::new()
+        .name("cairn-aof-rewrite".into())
+        .spawn(move || {
+            let t = Instant::now();
+            let r = rewrite(&srv);
+            let p = &srv.persistence;
+            match &r {
+                Ok(()) => {
+                    p.rewrites.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("Background AOF rewrite finished successfully");
+                }
+                Err(e) => tracing::warn!("Background AOF rewrite failed: {e}"),
+            }
+            p.last_rewrite_ok.store(r.is_ok(), Ordering::Release);
+            p.last_rewrite_secs
+                .store(t.elapsed().as_secs() as i64, Ordering::Relaxed);
+            *p.rewrite_started.lock() = None;
+            p.rewrite_in_progress.store(false, Ordering::Release);
+        });
+    if let Err(e) = spawned {
+        p.rewrite_in_progress.store(false, Ordering::Release);
+        return Err(format!("ERR cannot start the AOF rewrite: {e}"));
+    }
+    Ok(())
+}
+
+fn rewrite(srv: &Arc<Server>) -> Result<(), String> {
+    let p = &srv.persistence;
+    let paths = AofPaths::from_server(srv);
+    let policy =
+        FsyncPolicy::parse(srv.config.read().get("appendfsync")).unwrap_or(FsyncPolicy::EverySec);
+    let turning_on = !p.aof_on();
+    let mut manifest = p.manifest().unwrap_or_default();
+    if turning_on {
+        p.fs.create_dir_all(&paths.dir())
+            .and_then(|_| p.fs.sync_parent(&paths.dir()))
+            .map_err(|e| io_err("creating the AOF directory", e))?;
+    }
+    // 1. The new incremental file is listed in the manifest before any record
+    //    goes into it, so a crash at any point keeps every acknowledged write.
+    let incr_seq = manifest.next_incr_seq();
+    let incr = p.create_incr(&paths, incr_seq)?;
+    let incr_info = aof::AofFileInfo {
+        name: incr_name(&paths.filename, incr_seq),
+        seq: incr_seq,
+        kind: aof::AofKind::Incr,
+    };
+    if !turning_on {
+        let mut m = manifest.clone();
+        m.incrs.push(incr_info.clone());
+        m.store(&*p.fs, &paths.dir(), &paths.filename)
+            .map_err(|e| io_err("writing the AOF manifest", e))?;
+        manifest = m;
+    }
+    // 2. The new base is written from a snapshot taken at instant T; at T the
+    //    log switches to the new incremental file.
+    let base_seq = manifest.next_base_seq();
+    let base_file_name = base_name(&paths.filename, base_seq, false);
+    let tmp = paths
+        .dir()
+        .join(format!("temp-rewriteaof-{}.aof", std::process::id()));
+    let base: Arc<dyn cairn_storage::fs::FsFile> = Arc::from(
+        p.fs.create(&tmp)
+            .map_err(|e| io_err("creating the temporary base", e))?,
+    );
+    let sink = Arc::new(RespBaseSink::default());
+    let mut switch_error = None;
+    let mut incr = Some(incr);
+    let generation = srv
+        .ks
+        .begin_snapshot(sink.clone(), || {
+            let file = incr.take().expect("switch once");
+            let old = p.aof.read().clone();
+            match old {
+                Some(log) if !log.is_failed() => log.rotate(file),
+                _ => {
+                    // Off, or poisoned: a fresh writer on the fresh file.
+                    let start_lsn = old.as_ref().map_or(0, |l| l.appended_lsn());
+                    match AofLog::start(file, HEADER.len() as u64, start_lsn, policy, p.notify_fn())
+                    {
+                        Ok(log) => {
+                            *p.aof.write() = Some(log);
+                            p.wait_for_fsync
+                                .store(policy == FsyncPolicy::Always, Ordering::Release);
+                            p.aof_on.store(true, Ordering::Release);
+                            if let Some(old) = old {
+                                old.shutdown();
+                            }
+                        }
+                        Err(e) => switch_error = Some(io_err("starting the AOF writer", e)),
+                    }
+                }
+            }
+        })
+        .ok_or("ERR a snapshot is already in progress")?;
+    if let Some(e) = switch_error {
+        return Err(e);
+    }
+    let mut peak = 0usize;
+    loop {
+        let step = srv.ks.snapshot_step(generation, REWRITE_BUCKETS_PER_STEP);
+        peak = peak.max(sink.pending());
+        sink.drain_to(&base)
+            .map_err(|e| io_err("writing the new AOF base", e))?;
+        match step {
+            SnapshotProgress::More => {}
+            SnapshotProgress::Done => break,
+            SnapshotProgress::Aborted => {
+                // FLUSHALL & co replaced the data: the base must be empty and
+                // the new incr file holds the flush and what followed.
+                base.set_len(0)
+                    .map_err(|e| io_err("resetting the new AOF base", e))?;
+                break;
+            }
+        }
+    }
+    p.last_rewrite_peak_bytes
+        .store(peak as u64, Ordering::Relaxed);
+    base.sync_data()
+        .map_err(|e| io_err("fsync of the new AOF base", e))?;
+    let base_len = base.size().unwrap_or(0);
+    drop(base);
+    let base_path = paths.dir().join(&base_file_name);
+    p.fs.durable_rename(&tmp, &base_path)
+        .map_err(|e| io_err("installing the new AOF base", e))?;
+    // 3. Swap the manifest: new base + new incr; the rest becomes history.
+    let old_files: Vec<String> = manifest
+        .base
+        .iter()
+        .chain(manifest.incrs.iter())
+        .chain(manifest.history.iter())
+        .map(|f| f.name.clone())
+        .filter(|n| *n != incr_info.name)
+        .collect();
+    let new_manifest = Manifest {
+        base: Some(aof::AofFileInfo {
+            name: base_file_name.clone(),
+            seq: base_seq,
+            kind: aof::AofKind::Base,
+        }),
+        incrs: vec![incr_info],
+        history: Vec::new(),
+    };
+    new_manifest
+        .store(&*p.fs, &paths.dir(), &paths.filename)
+        .map_err(|e| io_err("writing the AOF manifest", e))?;
+    *p.manifest.lock() = Some(new_manifest);
+    p.base_size.store(base_len, Ordering::Relaxed);
+    for name in old_files {
+        if name != base_file_name {
+            let _ = p.fs.remove(&paths.dir().join(name));
+        }
+    }
+    let _ = p.fs.sync_dir(&paths.dir());
+    Ok(())
+}
