@@ -579,7 +579,7 @@ fn differential_against_redis() {
     };
     for step in 0..3000 {
         let key = keys[rng.gen_range(0..keys.len())].to_string();
-        let mut args: Vec<String> = Vec::new();
+        let mut args: Vec<String>;
         let mut order_free = false;
         let mut random = false;
         match rng.gen_range(0..17) {

@@ -302,7 +302,7 @@ fn hincrbyfloat(c: &mut Ctx, a: &Argv) {
             Some(v) => long_double::parse(v).ok_or("ERR hash value is not a float")?,
         };
         let n = cur
-            .add(by)
+            .checked_add(by)
             .ok_or("ERR increment would produce NaN or Infinity")?;
         let text = n.to_human();
         h.insert_with(field, text.as_bytes(), &lim);
@@ -443,22 +443,74 @@ fn hrandfield(c: &mut Ctx, a: &Argv) {
     }
 }
 
-/// Parses a SCAN-family cursor the way Redis does before looking at the key.
-pub(crate) fn valid_cursor(c: &mut Ctx, arg: &[u8]) -> bool {
-    let ok = std::str::from_utf8(arg)
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .is_some();
+/// Parses a SCAN-family cursor as Redis does (C strtoul): optional sign,
+/// decimal digits, a negative value wraps, overflow and stray characters are
+/// errors. Replies "invalid cursor" and returns None when malformed.
+pub(crate) fn parse_cursor(c: &mut Ctx, arg: &[u8]) -> Option<u64> {
+    let (neg, digits) = match arg.first() {
+        Some(b'-') => (true, &arg[1..]),
+        Some(b'+') => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    let mut v: u64 = 0;
+    let mut ok = !(neg || arg.first() == Some(&b'+')) || !digits.is_empty();
+    for &d in digits {
+        match v
+            .checked_mul(10)
+            .and_then(|x| x.checked_add(d.wrapping_sub(b'0') as u64))
+        {
+            Some(x) if d.is_ascii_digit() => v = x,
+            _ => ok = false,
+        }
+    }
     if !ok {
         c.error("ERR invalid cursor");
+        return None;
     }
-    ok
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
+/// MATCH and COUNT options of HSCAN/SSCAN, after the cursor.
+pub(crate) fn parse_scan_options<'a>(
+    c: &mut Ctx,
+    a: &Argv<'a>,
+    from: usize,
+) -> Option<(Option<&'a [u8]>, usize)> {
+    let mut pat = None;
+    let mut count = 10usize;
+    let mut i = from;
+    while i < a.len() {
+        if i + 1 >= a.len() {
+            c.error(SYNTAX);
+            return None;
+        }
+        match a.get(i).to_ascii_lowercase().as_slice() {
+            b"match" => pat = Some(a.get(i + 1)),
+            b"count" => match parse_int(a.get(i + 1)) {
+                Some(n) if n >= 1 => count = n as usize,
+                Some(_) => {
+                    c.error(SYNTAX);
+                    return None;
+                }
+                None => {
+                    c.error(NOT_INT);
+                    return None;
+                }
+            },
+            _ => {
+                c.error(SYNTAX);
+                return None;
+            }
+        }
+        i += 2;
+    }
+    Some((pat, count))
 }
 
 fn hscan(c: &mut Ctx, a: &Argv) {
-    if !valid_cursor(c, a.get(2)) {
+    let Some(mut cursor) = parse_cursor(c, a.get(2)) else {
         return;
-    }
+    };
     let db = c.db();
     match c.ks.lookup(db, a.get(1)) {
         None => {
@@ -469,7 +521,7 @@ fn hscan(c: &mut Ctx, a: &Argv) {
         Some(e) if !matches!(e.value, Value::Hash(_)) => return c.out.error(WRONGTYPE),
         Some(_) => {}
     }
-    let Some((mut cursor, pat, count, _)) = super::keys::parse_scan_args(c, a, 2, false) else {
+    let Some((pat, count)) = parse_scan_options(c, a, 3) else {
         return;
     };
     let Some(Value::Hash(h)) = c.ks.lookup(db, a.get(1)).map(|e| &e.value) else {
@@ -555,7 +607,7 @@ pub mod long_double {
             if self.0[..full].iter().any(|&x| x != 0) {
                 return true;
             }
-            w < self.0.len() && i % 32 != 0 && self.0[w] & ((1u32 << (i % 32)) - 1) != 0
+            w < self.0.len() && !i.is_multiple_of(32) && self.0[w] & ((1u32 << (i % 32)) - 1) != 0
         }
         fn mul_add_small(&mut self, mul: u32, add: u32) {
             let mut carry = add as u64;
@@ -892,7 +944,7 @@ pub mod long_double {
         }
 
         /// Sum rounded to the x87 format; None when it overflows to infinity.
-        pub fn add(self, o: Ext) -> Option<Ext> {
+        pub fn checked_add(self, o: Ext) -> Option<Ext> {
             if self.inf || o.inf {
                 return None;
             }
@@ -994,7 +1046,7 @@ pub mod long_double {
         fn sum(a: &str, b: &str) -> String {
             parse(a.as_bytes())
                 .unwrap()
-                .add(parse(b.as_bytes()).unwrap())
+                .checked_add(parse(b.as_bytes()).unwrap())
                 .unwrap()
                 .to_human()
         }

@@ -3,7 +3,7 @@
 use cairn_storage::types::set::Set;
 use cairn_storage::{Locked, Value};
 
-use super::hash::{distinct_sample, parse_random_count, valid_cursor};
+use super::hash::{distinct_sample, parse_cursor, parse_random_count, parse_scan_options};
 use super::{event, parse_int, Command, Ctx, KeySpec, *};
 use crate::glob;
 use crate::resp::{Argv, Reply};
@@ -158,12 +158,9 @@ fn smembers(c: &mut Ctx, a: &Argv) {
 
 fn sismember(c: &mut Ctx, a: &Argv) {
     let db = c.db();
-    match read_set(&mut c.ks, c.out, db, a.get(1)) {
-        Ok(s) => {
-            let found = s.is_some_and(|s| s.contains(a.get(2)));
-            c.out.int(found as i64)
-        }
-        Err(()) => {}
+    if let Ok(s) = read_set(&mut c.ks, c.out, db, a.get(1)) {
+        let found = s.is_some_and(|s| s.contains(a.get(2)));
+        c.out.int(found as i64)
     }
 }
 
@@ -180,12 +177,9 @@ fn smismember(c: &mut Ctx, a: &Argv) {
 
 fn scard(c: &mut Ctx, a: &Argv) {
     let db = c.db();
-    match read_set(&mut c.ks, c.out, db, a.get(1)) {
-        Ok(s) => {
-            let n = s.map_or(0, |s| s.len());
-            c.out.int(n as i64)
-        }
-        Err(()) => {}
+    if let Ok(s) = read_set(&mut c.ks, c.out, db, a.get(1)) {
+        let n = s.map_or(0, |s| s.len());
+        c.out.int(n as i64)
     }
 }
 
@@ -304,15 +298,14 @@ fn srandmember(c: &mut Ctx, a: &Argv) {
 fn smove(c: &mut Ctx, a: &Argv) {
     let (src, dst, member) = (a.get(1), a.get(2), a.get(3));
     let db = c.db();
-    let src_exists = match read_set(&mut c.ks, c.out, db, src) {
+    // A missing source answers 0 before the destination's type is checked.
+    match read_set(&mut c.ks, c.out, db, src) {
         Err(()) => return,
-        Ok(s) => s.is_some(),
-    };
+        Ok(None) => return c.out.int(0),
+        Ok(Some(_)) => {}
+    }
     if read_set(&mut c.ks, c.out, db, dst).is_err() {
         return;
-    }
-    if !src_exists {
-        return c.out.int(0);
     }
     if src == dst {
         let Ok(Some(s)) = read_set(&mut c.ks, c.out, db, src) else {
@@ -525,9 +518,9 @@ fn sintercard(c: &mut Ctx, a: &Argv) {
 }
 
 fn sscan(c: &mut Ctx, a: &Argv) {
-    if !valid_cursor(c, a.get(2)) {
+    let Some(mut cursor) = parse_cursor(c, a.get(2)) else {
         return;
-    }
+    };
     let db = c.db();
     match read_set(&mut c.ks, c.out, db, a.get(1)) {
         Err(()) => return,
@@ -538,7 +531,7 @@ fn sscan(c: &mut Ctx, a: &Argv) {
         }
         Ok(Some(_)) => {}
     }
-    let Some((mut cursor, pat, count, _)) = super::keys::parse_scan_args(c, a, 2, false) else {
+    let Some((pat, count)) = parse_scan_options(c, a, 3) else {
         return;
     };
     let Ok(Some(s)) = read_set(&mut c.ks, c.out, db, a.get(1)) else {
