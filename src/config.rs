@@ -180,7 +180,7 @@ pub const PARAMS: &[Param] = &[
     alias(
         "hash-max-listpack-entries",
         U64,
-        "128",
+        "512",
         &["hash-max-ziplist-entries"],
     ),
     alias(

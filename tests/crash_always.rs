@@ -88,7 +88,10 @@ fn sigkill_never_loses_an_acknowledged_write() {
         if round > 0 {
             let mut con = srv.con();
             for (w, next_seq) in next.iter_mut().enumerate() {
-                let last: Option<u64> = redis::cmd("GET").arg(format!("last{w}")).query(&mut con).unwrap();
+                let last: Option<u64> = redis::cmd("GET")
+                    .arg(format!("last{w}"))
+                    .query(&mut con)
+                    .unwrap();
                 let have = last.map_or(0, |l| l + 1);
                 // Every key below `have` exists; none at or above it does.
                 if have > 0 {
@@ -96,13 +99,20 @@ fn sigkill_never_loses_an_acknowledged_write() {
                         .arg(format!("w{w}:{}", have - 1))
                         .query(&mut con)
                         .unwrap();
-                    assert_eq!(v, Some(have - 1), "seed {seed}: round {round} writer {w} last key");
+                    assert_eq!(
+                        v,
+                        Some(have - 1),
+                        "seed {seed}: round {round} writer {w} last key"
+                    );
                 }
                 let beyond: Option<u64> = redis::cmd("GET")
                     .arg(format!("w{w}:{have}"))
                     .query(&mut con)
                     .unwrap();
-                assert_eq!(beyond, None, "seed {seed}: writer {w} has a write past its last");
+                assert_eq!(
+                    beyond, None,
+                    "seed {seed}: writer {w} has a write past its last"
+                );
                 assert!(have >= *next_seq, "seed {seed}: round {round} writer {w} lost acknowledged writes: durable up to {have}, acknowledged up to {next_seq}");
                 *next_seq = have;
             }

@@ -313,6 +313,8 @@ fn hincrbyfloat(c: &mut Ctx, a: &Argv) {
         Some(Err(e)) => c.error(e),
         Some(Ok(text)) => {
             changed(c, key, "hincrbyfloat", 1);
+            // Logged as its result, so a replay cannot drift.
+            c.propagate(&[b"HSET".as_slice(), key, field, text.as_bytes()]);
             c.out.bulk(text.as_bytes());
         }
     }

@@ -197,6 +197,8 @@ fn spop(c: &mut Ctx, a: &Argv) {
     };
     let key = a.get(1);
     let db = c.db();
+    // Members taken, so the log records the deterministic SREM.
+    let mut taken: Vec<Vec<u8>> = Vec::new();
     let (popped, empty) = match read_set(&mut c.ks, c.out, db, key) {
         Err(()) => return,
         Ok(None) => {
@@ -213,6 +215,7 @@ fn spop(c: &mut Ctx, a: &Argv) {
                     .pop_random(rand::random)
                     .expect("stored sets are non-empty");
                 c.out.bulk(&m);
+                taken.push(m.to_vec());
                 (1, s.is_empty())
             }
             Some(n) if n >= s.len() as u64 => {
@@ -224,6 +227,7 @@ fn spop(c: &mut Ctx, a: &Argv) {
                 for _ in 0..n {
                     let m = s.pop_random(rand::random).expect("n < len");
                     c.out.bulk(&m);
+                    taken.push(m.to_vec());
                 }
                 (n as usize, false)
             }
@@ -233,6 +237,13 @@ fn spop(c: &mut Ctx, a: &Argv) {
     c.notify(event::SET, "spop", key);
     delete_if_empty(c, key, empty);
     c.dirty += popped as u64;
+    if taken.is_empty() {
+        c.propagate(&[b"DEL".as_slice(), key]);
+    } else {
+        let mut args: Vec<&[u8]> = vec![b"SREM", key];
+        args.extend(taken.iter().map(|m| m.as_slice()));
+        c.propagate(&args);
+    }
 }
 
 fn srandmember(c: &mut Ctx, a: &Argv) {

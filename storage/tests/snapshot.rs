@@ -58,7 +58,7 @@ fn snapshot_is_the_keyspace_at_one_instant() {
     }
     let sink = Arc::new(Collect::default());
     let generation = ks
-        .begin_snapshot(sink.clone())
+        .begin_snapshot(sink.clone(), || {})
         .expect("no snapshot running");
     assert!(
         ks.begin_snapshot(sink.clone(), || {}).is_none(),
