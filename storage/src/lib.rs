@@ -3,8 +3,10 @@
 //! This crate knows nothing of sockets or the RESP protocol; the server turns
 //! client commands into calls on it.
 
+pub mod crc64;
 pub mod dict;
 pub mod keyspace;
+pub mod rdb;
 pub mod types;
 pub mod value;
 
