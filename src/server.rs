@@ -60,6 +60,7 @@ pub struct Server {
     slowlog_max_len: AtomicUsize,
     has_password: AtomicBool,
     pub active_expire_enabled: AtomicBool,
+    pub persistence: cmd::persistence::State,
 }
 
 /// notify-keyspace-events letters to bits.
@@ -132,6 +133,7 @@ impl Server {
             slowlog_max_len: AtomicUsize::new(0),
             has_password: AtomicBool::new(false),
             active_expire_enabled: AtomicBool::new(true),
+            persistence: Default::default(),
         });
         srv.apply_config();
         srv

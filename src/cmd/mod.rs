@@ -22,6 +22,7 @@ pub mod hash;
 pub mod keys;
 pub mod list;
 pub mod multi;
+pub mod persistence;
 pub mod pubsub;
 pub mod server;
 pub mod set;
@@ -195,6 +196,7 @@ impl Table {
             set::COMMANDS,
             zset::COMMANDS,
             pubsub::COMMANDS,
+            persistence::COMMANDS,
         ];
         let mut commands = Vec::new();
         let mut by_name = HashMap::new();
