@@ -114,7 +114,7 @@ impl<'a> Reader<'a> {
                 let clen = self.usize_len()?;
                 let olen = self.usize_len()?;
                 let data = self.take(clen)?;
-                return lzf_decompress(data, olen)
+                return super::lzf::decompress(data, olen)
                     .map(Cow::Owned)
                     .map_err(|r| self.err(at, format!("LZF string: {r}")));
             }
@@ -152,61 +152,6 @@ fn parse_f64(s: &[u8]) -> Option<f64> {
         "nan" | "-nan" => Some(f64::NAN),
         _ => s.parse().ok(),
     }
-}
-
-/// LZF decompression with every reference and length checked.
-fn lzf_decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, String> {
-    // LZF expands at most ~90x; a larger claim is a corrupt length, and must
-    // not make us allocate gigabytes.
-    if out_len > input.len().saturating_mul(100) + 64 {
-        return Err(format!(
-            "claims {out_len} bytes from {} compressed",
-            input.len()
-        ));
-    }
-    let mut out = Vec::with_capacity(out_len);
-    let mut i = 0;
-    while i < input.len() {
-        let ctrl = input[i] as usize;
-        i += 1;
-        if ctrl < 32 {
-            let n = ctrl + 1;
-            let lit = input.get(i..i + n).ok_or("literal run past the input")?;
-            if out.len() + n > out_len {
-                return Err("output longer than announced".into());
-            }
-            out.extend_from_slice(lit);
-            i += n;
-        } else {
-            let mut n = ctrl >> 5;
-            if n == 7 {
-                n += *input.get(i).ok_or("truncated back-reference")? as usize;
-                i += 1;
-            }
-            n += 2;
-            let low = *input.get(i).ok_or("truncated back-reference")? as usize;
-            i += 1;
-            let back = ((ctrl & 0x1f) << 8) + low + 1;
-            if back > out.len() {
-                return Err("back-reference before the start".into());
-            }
-            if out.len() + n > out_len {
-                return Err("output longer than announced".into());
-            }
-            let from = out.len() - back;
-            for k in 0..n {
-                let b = out[from + k];
-                out.push(b);
-            }
-        }
-    }
-    if out.len() != out_len {
-        return Err(format!(
-            "decompressed to {} bytes, {out_len} announced",
-            out.len()
-        ));
-    }
-    Ok(out)
 }
 
 /// Parses a value of RDB type `ty`. `Ok(None)` means an empty collection,

@@ -71,15 +71,13 @@ pub(super) fn put_string(out: &mut Vec<u8>, s: &[u8], compress: bool) {
         }
     }
     if compress && s.len() > 20 {
-        if let Ok(c) = lzf::compress(s) {
-            // Redis keeps the compressed form only if it saves 4+ bytes.
-            if c.len() + 4 <= s.len() {
-                out.push(0xc3);
-                put_len(out, c.len() as u64);
-                put_len(out, s.len() as u64);
-                out.extend_from_slice(&c);
-                return;
-            }
+        // Redis keeps the compressed form only if it saves 4+ bytes.
+        if let Some(c) = super::lzf::compress(s, s.len() - 4) {
+            out.push(0xc3);
+            put_len(out, c.len() as u64);
+            put_len(out, s.len() as u64);
+            out.extend_from_slice(&c);
+            return;
         }
     }
     put_len(out, s.len() as u64);

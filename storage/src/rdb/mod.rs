@@ -11,6 +11,7 @@
 mod compact;
 mod decode;
 mod encode;
+mod lzf;
 
 use std::fmt;
 use std::io::Write;
