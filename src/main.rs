@@ -76,8 +76,19 @@ fn main() -> ExitCode {
         );
         let s2 = srv.clone();
         tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("Received signal, shutting down");
+            loop {
+                wait_for_signal().await;
+                tracing::info!("Received signal, shutting down");
+                let s3 = s2.clone();
+                let saved = tokio::task::spawn_blocking(move || {
+                    cairn::cmd::persistence::save_before_shutdown(&s3, false, false)
+                })
+                .await;
+                if matches!(saved, Ok(Ok(()))) {
+                    break;
+                }
+                tracing::warn!("Signal received but errors trying to shut down the server, check the logs for more information");
+            }
             s2.request_shutdown();
         });
         server::serve(srv.clone(), listener, workers).await;

@@ -252,7 +252,7 @@ pub fn startup(srv: &Arc<Server>) -> Result<(), String> {
     let paths = AofPaths::from_server(srv);
     srv.persistence.lock_data_dir(&paths.data_dir)?;
     if !appendonly {
-        return Ok(());
+        return crate::cmd::persistence::load_at_startup(srv);
     }
     let p = &srv.persistence;
     let started = Instant::now();

@@ -63,6 +63,8 @@ pub struct Server {
     pub persistence: crate::persistence::Persistence,
     /// For code that only has `&Server` but must start background work.
     weak_self: std::sync::OnceLock<std::sync::Weak<Server>>,
+    /// RDB bookkeeping (LASTSAVE).
+    pub rdb: cmd::persistence::State,
 }
 
 /// notify-keyspace-events letters to bits.
@@ -137,6 +139,7 @@ impl Server {
             active_expire_enabled: AtomicBool::new(true),
             persistence: crate::persistence::Persistence::default(),
             weak_self: std::sync::OnceLock::new(),
+            rdb: Default::default(),
         });
         let _ = srv.weak_self.set(Arc::downgrade(&srv));
         srv.apply_config();

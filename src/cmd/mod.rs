@@ -23,6 +23,7 @@ pub mod hash;
 pub mod keys;
 pub mod list;
 pub mod multi;
+pub mod persistence;
 pub mod pubsub;
 pub mod server;
 pub mod set;
@@ -197,6 +198,7 @@ impl Table {
             zset::COMMANDS,
             pubsub::COMMANDS,
             aof::COMMANDS,
+            persistence::COMMANDS,
         ];
         let mut commands = Vec::new();
         let mut by_name = HashMap::new();

@@ -642,6 +642,7 @@ fn debug(c: &mut Ctx, a: &Argv) {
         b"quicklist-packed-threshold" | b"stringmatch-len" | b"set-skip-checksum-validation" => {
             c.out.ok()
         }
+        b"reload" => super::persistence::debug_reload(c, a),
         b"object" if a.len() == 3 => {
             let db = c.db();
             match c.ks.lookup(db, a.get(2)) {
@@ -676,12 +677,25 @@ fn debug(c: &mut Ctx, a: &Argv) {
 }
 
 fn shutdown(c: &mut Ctx, a: &Argv) {
+    let (mut save, mut nosave, mut force) = (false, false, false);
     for opt in a.iter().skip(1) {
         match opt.to_ascii_lowercase().as_slice() {
-            b"nosave" | b"save" | b"now" | b"force" => {}
+            b"nosave" => nosave = true,
+            b"save" => save = true,
+            b"force" => force = true,
+            b"now" => {}
             b"abort" => return c.error("ERR No shutdown in progress."),
             _ => return c.error(SYNTAX),
         }
+    }
+    if save && nosave {
+        return c.error(SYNTAX);
+    }
+    if super::persistence::save_before_shutdown(c.srv, save, nosave).is_err() && !force {
+        tracing::warn!(
+            "Errors trying to shut down the server. Check the logs for more information."
+        );
+        return c.error("ERR Errors trying to SHUTDOWN. Check logs.");
     }
     tracing::info!("User requested shutdown...");
     c.srv.request_shutdown();

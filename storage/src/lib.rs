@@ -4,9 +4,11 @@
 //! client commands into calls on it.
 
 pub mod aof;
+pub mod crc64;
 pub mod dict;
 pub mod fs;
 pub mod keyspace;
+pub mod rdb;
 pub mod snapshot;
 pub mod types;
 pub mod value;

@@ -1,0 +1,304 @@
+//! RDB persistence commands: SAVE, LASTSAVE, DUMP, RESTORE, plus the hooks
+//! the server uses for startup loading, DEBUG RELOAD and SHUTDOWN.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use cairn_storage::keyspace::{lru_clock, now_ms, Locked};
+use cairn_storage::rdb::{self, RestoreError, SaveOptions};
+
+use super::{event, parse_int, Command, Ctx, KeySpec, *};
+use crate::resp::Argv;
+use crate::server::Server;
+
+pub const COMMANDS: &[Command] = &[
+    Command::new(
+        "save",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        KeySpec::All,
+        "server",
+        save,
+    ),
+    Command::new(
+        "lastsave",
+        1,
+        LOADING | STALE | FAST,
+        KeySpec::None,
+        "server",
+        lastsave,
+    ),
+    Command::new(
+        "dump",
+        2,
+        READONLY,
+        KeySpec::Range(1, 1, 1),
+        "generic",
+        dump,
+    ),
+    Command::new(
+        "restore",
+        -4,
+        WRITE | DENYOOM,
+        KeySpec::Range(1, 1, 1),
+        "generic",
+        restore,
+    ),
+];
+
+/// Persistence bookkeeping kept on the server.
+pub struct State {
+    /// Unix seconds of the last successful save (server start until then).
+    lastsave: AtomicU64,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            lastsave: AtomicU64::new(now_ms() / 1000),
+        }
+    }
+}
+
+impl State {
+    pub fn lastsave(&self) -> u64 {
+        self.lastsave.load(Relaxed)
+    }
+}
+
+fn rdb_path(srv: &Server) -> (PathBuf, String) {
+    let cfg = srv.config.read();
+    (
+        PathBuf::from(cfg.get("dir")),
+        cfg.get("dbfilename").to_string(),
+    )
+}
+
+/// Saves the keyspace `ks` (all shards held) to dir/dbfilename.
+pub fn save_locked(srv: &Server, ks: &mut Locked) -> std::io::Result<()> {
+    let (dir, file) = rdb_path(srv);
+    let opts = {
+        let cfg = srv.config.read();
+        SaveOptions {
+            compression: cfg.get_bool("rdbcompression"),
+            checksum: cfg.get_bool("rdbchecksum"),
+            aof_base: false,
+            used_mem: 0,
+        }
+    };
+    let dirty_before = srv.dirty.load(Relaxed);
+    match rdb::save_file(&dir, &file, ks, &opts) {
+        Ok(_) => {
+            let _ = srv
+                .dirty
+                .fetch_update(Relaxed, Relaxed, |d| Some(d.saturating_sub(dirty_before)));
+            srv.rdb.lastsave.store(now_ms() / 1000, Relaxed);
+            tracing::info!("DB saved on disk");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!("Failed saving the DB to {}: {e}", dir.join(&file).display());
+            Err(e)
+        }
+    }
+}
+
+/// Locks the whole keyspace and saves it (SHUTDOWN, signals).
+pub fn save_now(srv: &Server) -> std::io::Result<()> {
+    let mut ks = srv.ks.lock_all(now_ms());
+    save_locked(srv, &mut ks)
+}
+
+/// Loads dir/dbfilename into the (empty) keyspace at startup. A missing file
+/// is fine; a corrupt one is an error and nothing is loaded.
+pub fn load_at_startup(srv: &Server) -> Result<(), String> {
+    let (dir, file) = rdb_path(srv);
+    let path = dir.join(file);
+    let t = std::time::Instant::now();
+    let snap = match rdb::load_file(&path, srv.ks.db_count()) {
+        Ok(None) => return Ok(()),
+        Ok(Some(s)) => s,
+        Err(e) => {
+            return Err(format!(
+                "Bad RDB file {}: {e}. Refusing to start.",
+                path.display()
+            ))
+        }
+    };
+    if snap.functions_skipped > 0 {
+        tracing::warn!(
+            "{} function libraries in {} were skipped: Cairn does not run functions",
+            snap.functions_skipped,
+            path.display()
+        );
+    }
+    let mut ks = srv.ks.lock_all(now_ms());
+    let st = rdb::install(snap, &mut ks);
+    tracing::info!(
+        "DB loaded from disk: {} keys, {} expired keys skipped, {:.3} seconds",
+        st.loaded,
+        st.expired_skipped,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Whether SHUTDOWN without SAVE/NOSAVE saves: when save points are set.
+pub fn save_rules_configured(srv: &Server) -> bool {
+    !srv.config.read().get("save").trim().is_empty()
+}
+
+/// The save step of SHUTDOWN and of a termination signal.
+pub fn save_before_shutdown(srv: &Server, save: bool, nosave: bool) -> std::io::Result<()> {
+    if (save_rules_configured(srv) && !nosave) || save {
+        tracing::info!("Saving the final RDB snapshot before exiting.");
+        return save_now(srv);
+    }
+    Ok(())
+}
+
+fn save(c: &mut Ctx, _a: &Argv) {
+    match save_locked(c.srv, &mut c.ks) {
+        Ok(()) => c.out.ok(),
+        Err(_) => c.error("ERR"),
+    }
+}
+
+fn lastsave(c: &mut Ctx, _a: &Argv) {
+    c.out.int(c.srv.rdb.lastsave() as i64);
+}
+
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: save, empty, load back. The
+/// file is parsed before anything is emptied, so a bad file changes nothing.
+pub fn debug_reload(c: &mut Ctx, a: &Argv) {
+    let (mut flush, mut do_save) = (true, true);
+    for opt in a.iter().skip(2) {
+        match opt.to_ascii_lowercase().as_slice() {
+            b"merge" => {}
+            b"noflush" => flush = false,
+            b"nosave" => do_save = false,
+            _ => {
+                return c
+                    .error("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.")
+            }
+        }
+    }
+    if do_save && save_locked(c.srv, &mut c.ks).is_err() {
+        return c.error("ERR");
+    }
+    let (dir, file) = rdb_path(c.srv);
+    let snap = match rdb::load_file(&dir.join(&file), c.srv.ks.db_count()) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            tracing::warn!("DEBUG RELOAD: {} does not exist", file);
+            return c.error("ERR Error trying to load the RDB dump");
+        }
+        Err(e) => {
+            tracing::warn!("DEBUG RELOAD: {e}");
+            return c.error("ERR Error trying to load the RDB dump");
+        }
+    };
+    if flush {
+        for db in 0..c.srv.ks.db_count() {
+            c.ks.flush_db(db);
+        }
+    }
+    rdb::install(snap, &mut c.ks);
+    tracing::warn!("DB reloaded by DEBUG RELOAD");
+    c.out.ok();
+}
+
+fn dump(c: &mut Ctx, a: &Argv) {
+    let db = c.db();
+    let compress = c.srv.config.read().get_bool("rdbcompression");
+    let Some(e) = c.ks.lookup(db, a.get(1)) else {
+        return c.out.null();
+    };
+    match rdb::dump_payload(&e.value, compress) {
+        Ok(p) => c.out.bulk(&p),
+        Err(e) => c.error(&format!("ERR {e}")),
+    }
+}
+
+fn restore(c: &mut Ctx, a: &Argv) {
+    let (mut replace, mut absttl) = (false, false);
+    let (mut idle, mut freq): (Option<i64>, Option<i64>) = (None, None);
+    let mut j = 4;
+    while j < a.len() {
+        let more = a.len() - j - 1;
+        match a.get(j).to_ascii_lowercase().as_slice() {
+            b"replace" => replace = true,
+            b"absttl" => absttl = true,
+            b"idletime" if more >= 1 && freq.is_none() => {
+                let Some(v) = parse_int(a.get(j + 1)) else {
+                    return c.error(NOT_INT);
+                };
+                if v < 0 {
+                    return c.error("ERR Invalid IDLETIME value, must be >= 0");
+                }
+                idle = Some(v);
+                j += 1;
+            }
+            b"freq" if more >= 1 && idle.is_none() => {
+                let Some(v) = parse_int(a.get(j + 1)) else {
+                    return c.error(NOT_INT);
+                };
+                if !(0..=255).contains(&v) {
+                    return c.error("ERR Invalid FREQ value, must be >= 0 and <= 255");
+                }
+                freq = Some(v);
+                j += 1;
+            }
+            _ => return c.error(SYNTAX),
+        }
+        j += 1;
+    }
+    // Cairn keeps no LFU counter: FREQ is validated and accepted.
+    let _ = freq;
+    let db = c.db();
+    let key = a.get(1);
+    if !replace && c.ks.lookup(db, key).is_some() {
+        return c.error("BUSYKEY Target key name already exists.");
+    }
+    let Some(ttl) = parse_int(a.get(2)) else {
+        return c.error(NOT_INT);
+    };
+    if ttl < 0 {
+        return c.error("ERR Invalid TTL value, must be >= 0");
+    }
+    let value = match rdb::restore_payload(a.get(3)) {
+        Ok(v) => v,
+        Err(RestoreError::VersionOrChecksum) => {
+            return c.error("ERR DUMP payload version or checksum are wrong")
+        }
+        Err(RestoreError::BadFormat(e)) => {
+            tracing::debug!("RESTORE: bad payload: {e}");
+            return c.error("ERR Bad data format");
+        }
+    };
+    let deleted = replace && c.ks.remove(db, key).is_some();
+    let now = c.ks.now_ms as i64;
+    let deadline = match ttl {
+        0 => None,
+        t if absttl => Some(t),
+        t => Some(t.saturating_add(now)),
+    };
+    if deadline.is_some_and(|d| d <= now) {
+        // Already expired: the key is not created (an old one was deleted).
+        if deleted {
+            c.notify(event::GENERIC, "del", key);
+            c.dirty += 1;
+        }
+        return c.out.ok();
+    }
+    c.ks.insert_entry(db, key, value, deadline.map(|d| d as u64));
+    if let Some(idle) = idle {
+        if let Some(e) = c.ks.lookup(db, key) {
+            e.lru = lru_clock().saturating_sub(idle.min(u32::MAX as i64) as u32);
+        }
+    }
+    c.notify(event::GENERIC, "restore", key);
+    c.signal_ready(key);
+    c.dirty += 1;
+    c.out.ok();
+}

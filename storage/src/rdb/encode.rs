@@ -1,0 +1,252 @@
+//! RDB writer: version 10 files and DUMP payloads.
+
+use std::io::{self, Write};
+
+use super::compact::ListpackBuilder;
+use super::*;
+use crate::crc64::crc64;
+use crate::keyspace::Locked;
+use crate::value::{parse_i64_strict, Value};
+
+#[derive(Debug, Clone)]
+pub struct SaveOptions {
+    /// `rdbcompression`: LZF-compress strings longer than 20 bytes.
+    pub compression: bool,
+    /// `rdbchecksum`: write the CRC-64 trailer (else 0).
+    pub checksum: bool,
+    /// The aof-base aux field: 1 when the file is an AOF preamble.
+    pub aof_base: bool,
+    /// Reported in the used-mem aux field.
+    pub used_mem: u64,
+}
+
+impl Default for SaveOptions {
+    fn default() -> Self {
+        SaveOptions {
+            compression: true,
+            checksum: true,
+            aof_base: false,
+            used_mem: 0,
+        }
+    }
+}
+
+/// Quicklist nodes are cut at about Redis's default node size (8 KB).
+const NODE_BYTES: usize = 8 * 1024;
+const NODE_MAX_ENTRIES: usize = 128;
+/// Elements at least this large go in plain nodes, as in Redis.
+const PLAIN_THRESHOLD: usize = 1 << 30;
+
+pub(super) fn put_len(out: &mut Vec<u8>, n: u64) {
+    if n < 1 << 6 {
+        out.push(n as u8);
+    } else if n < 1 << 14 {
+        out.push(0x40 | (n >> 8) as u8);
+        out.push(n as u8);
+    } else if n <= u32::MAX as u64 {
+        out.push(0x80);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    } else {
+        out.push(0x81);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+pub(super) fn put_string(out: &mut Vec<u8>, s: &[u8], compress: bool) {
+    // Integers that fit 32 bits are stored as integers, as Redis does.
+    if s.len() <= 11 {
+        if let Some(v) = parse_i64_strict(s) {
+            if let Ok(b) = i8::try_from(v) {
+                out.extend_from_slice(&[0xc0, b as u8]);
+                return;
+            } else if let Ok(w) = i16::try_from(v) {
+                out.push(0xc1);
+                out.extend_from_slice(&w.to_le_bytes());
+                return;
+            } else if let Ok(d) = i32::try_from(v) {
+                out.push(0xc2);
+                out.extend_from_slice(&d.to_le_bytes());
+                return;
+            }
+        }
+    }
+    if compress && s.len() > 20 {
+        // Redis keeps the compressed form only if it saves 4+ bytes.
+        if let Some(c) = super::lzf::compress(s, s.len() - 4) {
+            out.push(0xc3);
+            put_len(out, c.len() as u64);
+            put_len(out, s.len() as u64);
+            out.extend_from_slice(&c);
+            return;
+        }
+    }
+    put_len(out, s.len() as u64);
+    out.extend_from_slice(s);
+}
+
+fn unsupported(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("{what} values cannot be serialized yet"),
+    )
+}
+
+/// Appends the RDB type byte and the serialized value.
+pub(super) fn put_value(out: &mut Vec<u8>, v: &Value, compress: bool) -> io::Result<()> {
+    match v {
+        Value::Str(s) => {
+            out.push(TYPE_STRING);
+            put_string(out, s, compress);
+        }
+        Value::List(l) => {
+            out.push(TYPE_LIST_QUICKLIST_2);
+            let mut nodes: Vec<(u64, Vec<u8>)> = Vec::new();
+            let mut node = ListpackBuilder::new();
+            l.for_each(|e| {
+                let full = node.len() > 0
+                    && (node.bytes() + e.len() > NODE_BYTES || node.len() >= NODE_MAX_ENTRIES);
+                if full || e.len() >= PLAIN_THRESHOLD {
+                    let done = std::mem::replace(&mut node, ListpackBuilder::new());
+                    if done.len() > 0 {
+                        nodes.push((QUICKLIST_PACKED, done.finish()));
+                    }
+                }
+                if e.len() >= PLAIN_THRESHOLD {
+                    nodes.push((QUICKLIST_PLAIN, e.to_vec()));
+                } else {
+                    node.push(e);
+                }
+            });
+            if node.len() > 0 {
+                nodes.push((QUICKLIST_PACKED, node.finish()));
+            }
+            put_len(out, nodes.len() as u64);
+            for (container, blob) in nodes {
+                put_len(out, container);
+                put_string(out, &blob, compress);
+            }
+        }
+        Value::Set(s) => {
+            out.push(TYPE_SET);
+            put_len(out, s.len() as u64);
+            s.for_each(|m| put_string(out, m, compress));
+        }
+        Value::Hash(h) => {
+            out.push(TYPE_HASH);
+            put_len(out, h.len() as u64);
+            h.for_each(|f, v| {
+                put_string(out, f, compress);
+                put_string(out, v, compress);
+            });
+        }
+        Value::ZSet(z) => {
+            out.push(TYPE_ZSET_2);
+            put_len(out, z.len() as u64);
+            z.for_each(|m, score| {
+                put_string(out, m, compress);
+                out.extend_from_slice(&score.to_le_bytes());
+            });
+        }
+        Value::Stream(_) => return Err(unsupported("stream")),
+    }
+    Ok(())
+}
+
+/// A DUMP payload: type, value, RDB version (2 bytes LE), CRC-64 (8 bytes LE).
+pub fn dump_payload(v: &Value, compress: bool) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    put_value(&mut out, v, compress)?;
+    out.extend_from_slice(&(RDB_VERSION as u16).to_le_bytes());
+    let crc = crc64(0, &out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+/// Writes bytes through while keeping the running checksum.
+struct Sink<W: Write> {
+    w: W,
+    crc: u64,
+    checksum: bool,
+    written: u64,
+}
+
+impl<W: Write> Sink<W> {
+    fn put(&mut self, b: &[u8]) -> io::Result<()> {
+        if self.checksum {
+            self.crc = crc64(self.crc, b);
+        }
+        self.written += b.len() as u64;
+        self.w.write_all(b)
+    }
+}
+
+fn aux(buf: &mut Vec<u8>, k: &str, v: &str) {
+    buf.push(OP_AUX);
+    put_string(buf, k.as_bytes(), false);
+    put_string(buf, v.as_bytes(), false);
+}
+
+/// Serializes every live key of the locked keyspace (all shards held) as an
+/// RDB file into `w`. Returns the bytes written.
+pub fn write_snapshot<W: Write>(w: W, ks: &mut Locked, opts: &SaveOptions) -> io::Result<u64> {
+    let mut sink = Sink {
+        w,
+        crc: 0,
+        checksum: opts.checksum,
+        written: 0,
+    };
+    let mut buf = Vec::with_capacity(1 << 12);
+    buf.extend_from_slice(format!("REDIS{RDB_VERSION:04}").as_bytes());
+    aux(&mut buf, "redis-ver", "7.0.15");
+    aux(&mut buf, "redis-bits", "64");
+    let ctime = (ks.now_ms / 1000).to_string();
+    aux(&mut buf, "ctime", &ctime);
+    aux(&mut buf, "used-mem", &opts.used_mem.to_string());
+    aux(&mut buf, "aof-base", if opts.aof_base { "1" } else { "0" });
+    sink.put(&buf)?;
+    let db_count = ks.keyspace().db_count();
+    for db in 0..db_count {
+        let keys = ks.db_len(db);
+        if keys == 0 {
+            continue;
+        }
+        buf.clear();
+        buf.push(OP_SELECTDB);
+        put_len(&mut buf, db as u64);
+        buf.push(OP_RESIZEDB);
+        put_len(&mut buf, keys as u64);
+        put_len(&mut buf, ks.db_expires_len(db) as u64);
+        sink.put(&buf)?;
+        let mut failed: Option<io::Error> = None;
+        let mut val = Vec::new();
+        ks.for_each_key(db, |k, e| {
+            if failed.is_some() {
+                return;
+            }
+            buf.clear();
+            if let Some(at) = e.expire_at_ms() {
+                buf.push(OP_EXPIRETIME_MS);
+                buf.extend_from_slice(&at.to_le_bytes());
+            }
+            // The type byte goes before the key: serialize the value aside.
+            val.clear();
+            if let Err(err) = put_value(&mut val, &e.value, opts.compression) {
+                failed = Some(err);
+                return;
+            }
+            buf.push(val[0]);
+            put_string(&mut buf, k, opts.compression);
+            buf.extend_from_slice(&val[1..]);
+            if let Err(err) = sink.put(&buf) {
+                failed = Some(err);
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+    }
+    sink.put(&[OP_EOF])?;
+    let crc = if opts.checksum { sink.crc } else { 0 };
+    sink.put(&crc.to_le_bytes())?;
+    Ok(sink.written)
+}
