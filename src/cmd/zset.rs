@@ -356,7 +356,11 @@ fn zadd_generic(c: &mut Ctx, a: &Argv, mut f: AddFlags) {
         Ok(None) if f.xx => {
             return if f.incr { c.out.null() } else { c.out.int(0) };
         }
-        Ok(None) => c.ks.set(db, key, Value::ZSet(Box::default())),
+        Ok(None) => {
+            let longest = pairs.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
+            let z = ZSet::with_hint(pairs.len(), longest, max_entries, max_value);
+            c.ks.set(db, key, Value::ZSet(Box::new(z)))
+        }
         Ok(Some(_)) => {}
     }
     let Ok(Some(z)) = zset_at(&mut c.ks, db, key) else {
@@ -599,7 +603,8 @@ fn parse_range(
     if kind == RangeType::Auto {
         kind = RangeType::Rank;
     }
-    if limit.is_some() && kind == RangeType::Rank {
+    // Redis only notices a LIMIT whose count is not its default of -1.
+    if limit.is_some_and(|(_, n)| n != -1) && kind == RangeType::Rank {
         c.error(
             "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
         );
@@ -667,7 +672,9 @@ fn select(req: &RangeReq, z: &ZSet) -> (usize, usize) {
         RangeType::Lex => req.lex.as_ref().map_or((0, 0), |r| r.ranks(z)),
     };
     let total = hi - lo;
-    let Some((offset, count)) = req.limit else {
+    // A rank range tolerates only a no-op LIMIT (count -1), which it ignores.
+    let limit = req.limit.filter(|_| req.kind != RangeType::Rank);
+    let Some((offset, count)) = limit else {
         return (lo, total);
     };
     if offset < 0 {
@@ -745,7 +752,8 @@ fn store_result(c: &mut Ctx, dst: &[u8], items: Vec<(Vec<u8>, f64)>, ev: &'stati
         }
     } else {
         let (max_entries, max_value) = limits(c);
-        let mut z = ZSet::new();
+        let longest = items.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
+        let mut z = ZSet::with_hint(n, longest, max_entries, max_value);
         for (m, s) in &items {
             z.insert_limited(m, *s, max_entries, max_value);
         }
@@ -1052,8 +1060,17 @@ fn aggregate(agg: Aggregate, acc: &mut f64, v: f64) {
                 *acc = 0.0;
             }
         }
-        Aggregate::Min => *acc = acc.min(v),
-        Aggregate::Max => *acc = acc.max(v),
+        // Ties (0 vs -0) and NaN keep the accumulated value, as Redis does.
+        Aggregate::Min => {
+            if v < *acc {
+                *acc = v
+            }
+        }
+        Aggregate::Max => {
+            if v > *acc {
+                *acc = v
+            }
+        }
     }
 }
 
@@ -1137,13 +1154,16 @@ fn setop(c: &mut Ctx, a: &Argv, numkeys_at: usize, op: SetOp, dst: Option<&[u8]>
     let mut result: Vec<(Vec<u8>, f64)> = match op {
         SetOp::Union => {
             let mut acc: HashMap<Vec<u8>, f64> = HashMap::new();
-            for (src, w) in sources.into_iter().zip(&weights) {
+            // Smallest input first, like Redis: it decides ties and -0.
+            let mut inputs: Vec<(Source, f64)> = sources.into_iter().zip(weights).collect();
+            inputs.sort_by_key(|(s, _)| s.len());
+            for (src, w) in &inputs {
                 for (m, s) in src {
-                    let v = weighted(s, *w);
-                    match acc.get_mut(&m) {
+                    let v = weighted(*s, *w);
+                    match acc.get_mut(m) {
                         Some(cur) => aggregate(agg, cur, v),
                         None => {
-                            acc.insert(m, v);
+                            acc.insert(m.clone(), v);
                         }
                     }
                 }
@@ -1163,8 +1183,10 @@ fn setop(c: &mut Ctx, a: &Argv, numkeys_at: usize, op: SetOp, dst: Option<&[u8]>
             'outer: for (m, s) in &sources[first] {
                 let mut score = weighted(*s, weights[first]);
                 for &o in &order[1..] {
+                    // Only the first input's product is NaN-cleaned, as in
+                    // Redis; a NaN here is absorbed by the aggregate.
                     match maps[o].get(&m[..]) {
-                        Some(v) => aggregate(agg, &mut score, weighted(*v, weights[o])),
+                        Some(v) => aggregate(agg, &mut score, *v * weights[o]),
                         None => continue 'outer,
                     }
                 }
@@ -1190,7 +1212,12 @@ fn setop(c: &mut Ctx, a: &Argv, numkeys_at: usize, op: SetOp, dst: Option<&[u8]>
     if card {
         return c.out.int(result.len() as i64);
     }
-    result.sort_by(|x, y| x.1.total_cmp(&y.1).then_with(|| x.0.cmp(&y.0)));
+    // -0 and 0 tie, as in the skip list's comparison.
+    result.sort_by(|x, y| {
+        x.1.partial_cmp(&y.1)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| x.0.cmp(&y.0))
+    });
     if let Some(dst) = dst {
         let ev = match op {
             SetOp::Union => "zunionstore",

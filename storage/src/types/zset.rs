@@ -49,6 +49,20 @@ impl ZSet {
     pub fn new() -> Self {
         Self::default()
     }
+    /// An empty set in the encoding Redis picks for `size` members of at most
+    /// `max_member_len` bytes (ZADD on a new key, store commands).
+    pub fn with_hint(
+        size: usize,
+        max_member_len: usize,
+        max_entries: usize,
+        max_value: usize,
+    ) -> Self {
+        let mut z = Self::default();
+        if size > max_entries || max_member_len > max_value {
+            z.convert_to_skiplist();
+        }
+        z
+    }
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Packed(p) => p.len,
@@ -321,6 +335,8 @@ impl Packed {
                 None => break,
             }
         }
+        // Redis's listpack keeps integral scores as integers, so -0 reads back as 0.
+        let score = if score == 0.0 { 0.0 } else { score };
         let mut rec = Vec::with_capacity(9 + member.len());
         rec.extend_from_slice(&score.to_le_bytes());
         rec.push(member.len() as u8);
