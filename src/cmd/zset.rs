@@ -329,13 +329,13 @@ fn zadd_generic(c: &mut Ctx, a: &Argv, mut f: AddFlags) {
         at += 1;
     }
     let rest = a.len() - at;
-    if rest == 0 || rest % 2 != 0 {
+    if rest == 0 || !rest.is_multiple_of(2) {
         return c.error(SYNTAX);
     }
     if f.nx && f.xx {
         return c.error("ERR XX and NX options at the same time are not compatible");
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
         return c.error("ERR GT, LT, and/or NX options at the same time are not compatible");
     }
     if f.incr && rest > 2 {

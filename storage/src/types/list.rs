@@ -546,8 +546,8 @@ mod tests {
             let back: Vec<&[u8]> = l.iter().rev().collect();
             let want_back: Vec<&[u8]> = m.iter().rev().map(|v| &v[..]).collect();
             prop_assert_eq!(back, want_back);
-            for i in 0..m.len() {
-                prop_assert_eq!(l.get(i), Some(&m[i][..]));
+            for (i, v) in m.iter().enumerate() {
+                prop_assert_eq!(l.get(i), Some(&v[..]));
             }
             if !m.is_empty() {
                 let s = m.len() / 3;

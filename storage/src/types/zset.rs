@@ -431,6 +431,8 @@ impl SkipList {
         self.nodes[x as usize].levels[i].fwd
     }
 
+    // Levels index update[], rank[] and the nodes' links together.
+    #[allow(clippy::needless_range_loop)]
     fn insert(&mut self, score: f64, member: Arc<[u8]>) {
         let mut update = [HEAD; MAX_LEVEL];
         let mut rank = [0usize; MAX_LEVEL];
@@ -660,7 +662,7 @@ mod tests {
     fn member() -> impl Strategy<Value = Vec<u8>> {
         prop_oneof![
             8 => proptest::collection::vec(b'a'..b'e', 1..4),
-            4 => proptest::collection::vec(b'a'..b'z', 2..3),
+            4 => proptest::collection::vec(b'a'..=b'z', 2..3),
             1 => proptest::collection::vec(b'a'..b'c', 65..70),
         ]
     }
