@@ -1,35 +1,794 @@
 //! Sorted set value.
+//!
+//! Small sets ("listpack") are one packed byte buffer of `score, len, member`
+//! records in (score, member) order: no allocation per member, linear scans
+//! over at most 128 records. Larger sets ("skiplist") pair a member -> score
+//! [`Dict`] (O(1) ZSCORE, SCAN cursors) with a skip list whose links carry
+//! spans, so rank lookups, rank-indexed access and score/lex range bounds are
+//! all O(log N). Members are shared between the two by `Arc`.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
-#[derive(Debug, Clone, Default)]
+use crate::dict::Dict;
+
+/// Redis's zset-max-listpack-entries / zset-max-listpack-value defaults.
+pub const MAX_PACKED_ENTRIES: usize = 128;
+pub const MAX_PACKED_VALUE: usize = 64;
+
+#[derive(Debug, Clone)]
 pub struct ZSet {
-    scores: BTreeMap<Box<[u8]>, f64>,
+    repr: Repr,
+}
+
+#[derive(Debug, Clone)]
+enum Repr {
+    Packed(Packed),
+    Skip(Box<Big>),
+}
+
+#[derive(Debug, Clone)]
+struct Big {
+    dict: Dict<Arc<[u8]>, f64>,
+    list: SkipList,
+}
+
+impl Default for ZSet {
+    fn default() -> Self {
+        ZSet {
+            repr: Repr::Packed(Packed::default()),
+        }
+    }
+}
+
+/// (score, member) order; scores are never NaN.
+fn less(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> bool {
+    s1 < s2 || (s1 == s2 && m1 < m2)
 }
 
 impl ZSet {
     pub fn new() -> Self {
         Self::default()
     }
+    /// An empty set in the encoding Redis picks for `size` members of at most
+    /// `max_member_len` bytes (ZADD on a new key, store commands).
+    pub fn with_hint(
+        size: usize,
+        max_member_len: usize,
+        max_entries: usize,
+        max_value: usize,
+    ) -> Self {
+        let mut z = Self::default();
+        if size > max_entries || max_member_len > max_value {
+            z.convert_to_skiplist();
+        }
+        z
+    }
     pub fn len(&self) -> usize {
-        self.scores.len()
+        match &self.repr {
+            Repr::Packed(p) => p.len,
+            Repr::Skip(b) => b.list.len,
+        }
     }
     pub fn is_empty(&self) -> bool {
-        self.scores.is_empty()
+        self.len() == 0
     }
     pub fn encoding(&self) -> &'static str {
-        "skiplist"
+        match &self.repr {
+            Repr::Packed(_) => "listpack",
+            Repr::Skip(_) => "skiplist",
+        }
     }
+
     /// Adds or updates a member; true if it is new.
     pub fn insert(&mut self, member: &[u8], score: f64) -> bool {
-        self.scores.insert(member.into(), score).is_none()
+        self.insert_limited(member, score, MAX_PACKED_ENTRIES, MAX_PACKED_VALUE)
     }
+
+    /// Like [`insert`](Self::insert) with the configured compact-encoding limits.
+    pub fn insert_limited(
+        &mut self,
+        member: &[u8],
+        score: f64,
+        max_entries: usize,
+        max_value: usize,
+    ) -> bool {
+        if let Repr::Packed(p) = &mut self.repr {
+            let exists = p.find(member).is_some();
+            if exists || (p.len < max_entries && member.len() <= max_value) {
+                return p.insert(member, score);
+            }
+            self.convert_to_skiplist();
+        }
+        let Repr::Skip(b) = &mut self.repr else {
+            unreachable!("converted above")
+        };
+        b.insert(member, score)
+    }
+
+    fn convert_to_skiplist(&mut self) {
+        let Repr::Packed(p) = &self.repr else {
+            return;
+        };
+        let mut big = Big {
+            dict: Dict::with_capacity(p.len),
+            list: SkipList::new(),
+        };
+        for (m, s) in p.iter() {
+            big.insert(m, s);
+        }
+        self.repr = Repr::Skip(Box::new(big));
+    }
+
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match &self.repr {
+            Repr::Packed(p) => p.find(member).map(|(_, _, s)| s),
+            Repr::Skip(b) => b.dict.get(member).copied(),
+        }
+    }
+
+    /// Removes a member; true if it was there.
+    pub fn remove(&mut self, member: &[u8]) -> bool {
+        match &mut self.repr {
+            Repr::Packed(p) => p.remove(member),
+            Repr::Skip(b) => match b.dict.remove_entry(member) {
+                Some((m, s)) => {
+                    b.list.delete(s, &m);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    /// 0-based ascending rank of a member.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        match &self.repr {
+            Repr::Packed(p) => p.find(member).map(|(i, _, _)| i),
+            Repr::Skip(b) => {
+                let s = *b.dict.get(member)?;
+                b.list.rank(s, member)
+            }
+        }
+    }
+
+    /// The element at 0-based ascending rank `r`.
+    pub fn get_by_rank(&self, r: usize) -> Option<(&[u8], f64)> {
+        match &self.repr {
+            Repr::Packed(p) => p.iter().nth(r),
+            Repr::Skip(b) => {
+                let n = b.list.node_at(r)?;
+                let node = &b.list.nodes[n as usize];
+                Some((&node.member, node.score))
+            }
+        }
+    }
+
+    /// Visits ranks `start..=end` (valid, ascending ranks) in ascending order,
+    /// or descending from `end` to `start` if `rev`. Stops when `f` says false.
+    pub fn for_range(
+        &self,
+        start: usize,
+        end: usize,
+        rev: bool,
+        mut f: impl FnMut(&[u8], f64) -> bool,
+    ) {
+        if start > end || end >= self.len() {
+            return;
+        }
+        match &self.repr {
+            Repr::Packed(p) => {
+                if rev {
+                    let v: Vec<(&[u8], f64)> = p.iter().skip(start).take(end - start + 1).collect();
+                    for (m, s) in v.into_iter().rev() {
+                        if !f(m, s) {
+                            return;
+                        }
+                    }
+                } else {
+                    for (m, s) in p.iter().skip(start).take(end - start + 1) {
+                        if !f(m, s) {
+                            return;
+                        }
+                    }
+                }
+            }
+            Repr::Skip(b) => {
+                let l = &b.list;
+                let mut x = l.node_at(if rev { end } else { start }).unwrap_or(NIL);
+                for _ in start..=end {
+                    if x == NIL {
+                        return;
+                    }
+                    let n = &l.nodes[x as usize];
+                    if !f(&n.member, n.score) {
+                        return;
+                    }
+                    x = if rev { n.back } else { n.levels[0].fwd };
+                }
+            }
+        }
+    }
+
+    /// Number of members with score < `score`, or <= `score` if `inclusive`.
+    /// With it, a score interval becomes a rank interval.
+    pub fn count_score_below(&self, score: f64, inclusive: bool) -> usize {
+        let before = |s: f64| s < score || (inclusive && s == score);
+        match &self.repr {
+            Repr::Packed(p) => p.iter().take_while(|(_, s)| before(*s)).count(),
+            Repr::Skip(b) => b.list.count_while(|s, _| before(s)),
+        }
+    }
+
+    /// Number of members < `member`, or <= if `inclusive`, comparing members
+    /// only (lex ranges assume equal scores, as in Redis).
+    pub fn count_lex_below(&self, member: &[u8], inclusive: bool) -> usize {
+        let before = |m: &[u8]| m < member || (inclusive && m == member);
+        match &self.repr {
+            Repr::Packed(p) => p.iter().take_while(|(m, _)| before(m)).count(),
+            Repr::Skip(b) => b.list.count_while(|_, m| before(m())),
+        }
+    }
+
+    /// All members with their scores in (score, member) order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], f64)> + '_> {
+        match &self.repr {
+            Repr::Packed(p) => Box::new(p.iter()),
+            Repr::Skip(b) => Box::new(b.list.iter()),
+        }
+    }
+
     /// Visits members in (score, member) order (RDB, AOF rewrite, DUMP use this).
     pub fn for_each(&self, mut f: impl FnMut(&[u8], f64)) {
-        let mut v: Vec<(&Box<[u8]>, &f64)> = self.scores.iter().collect();
-        v.sort_by(|a, b| a.1.total_cmp(b.1).then(a.0.cmp(b.0)));
-        for (m, s) in v {
-            f(m, *s);
+        for (m, s) in self.iter() {
+            f(m, s);
         }
+    }
+
+    /// One ZSCAN step. A compact set is returned whole with cursor 0, as in
+    /// Redis; a large one walks its dict with SCAN's cursor guarantees.
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&[u8], f64)) -> u64 {
+        match &self.repr {
+            Repr::Packed(p) => {
+                for (m, s) in p.iter() {
+                    f(m, s);
+                }
+                0
+            }
+            Repr::Skip(b) => b.dict.scan(cursor, |m, s| f(m, *s)),
+        }
+    }
+}
+
+impl Big {
+    fn insert(&mut self, member: &[u8], score: f64) -> bool {
+        if let Some((m, old)) = self.dict.get_key_value(member) {
+            let old = *old;
+            if old != score {
+                let m = m.clone();
+                self.list.delete(old, &m);
+                self.list.insert(score, m);
+                if let Some(s) = self.dict.get_mut(member) {
+                    *s = score;
+                }
+            }
+            return false;
+        }
+        let m: Arc<[u8]> = Arc::from(member);
+        self.list.insert(score, m.clone());
+        self.dict.insert(m, score);
+        true
+    }
+}
+
+/// Packed records: `f64 score (LE)`, `u8 len`, member bytes.
+#[derive(Debug, Clone, Default)]
+struct Packed {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Packed {
+    fn iter(&self) -> PackedIter<'_> {
+        PackedIter {
+            buf: &self.buf,
+            pos: 0,
+        }
+    }
+
+    /// (rank, byte offset, score) of a member.
+    fn find(&self, member: &[u8]) -> Option<(usize, usize, f64)> {
+        let mut it = self.iter();
+        let mut i = 0;
+        loop {
+            let at = it.pos;
+            let (m, s) = it.next()?;
+            if m == member {
+                return Some((i, at, s));
+            }
+            i += 1;
+        }
+    }
+
+    fn remove(&mut self, member: &[u8]) -> bool {
+        match self.find(member) {
+            Some((_, at, _)) => {
+                self.buf.drain(at..at + 9 + member.len());
+                self.len -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn insert(&mut self, member: &[u8], score: f64) -> bool {
+        let existed = self.remove(member);
+        let mut it = self.iter();
+        let mut at = self.buf.len();
+        loop {
+            let pos = it.pos;
+            match it.next() {
+                Some((m, s)) if less(s, m, score, member) => {}
+                Some(_) => {
+                    at = pos;
+                    break;
+                }
+                None => break,
+            }
+        }
+        // Redis's listpack keeps integral scores as integers, so -0 reads back as 0.
+        let score = if score == 0.0 { 0.0 } else { score };
+        let mut rec = Vec::with_capacity(9 + member.len());
+        rec.extend_from_slice(&score.to_le_bytes());
+        rec.push(member.len() as u8);
+        rec.extend_from_slice(member);
+        self.buf.splice(at..at, rec);
+        self.len += 1;
+        !existed
+    }
+}
+
+struct PackedIter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for PackedIter<'a> {
+    type Item = (&'a [u8], f64);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.buf.len() {
+            return None;
+        }
+        let mut sb = [0u8; 8];
+        sb.copy_from_slice(&self.buf[self.pos..self.pos + 8]);
+        let n = self.buf[self.pos + 8] as usize;
+        let start = self.pos + 9;
+        self.pos = start + n;
+        Some((&self.buf[start..start + n], f64::from_le_bytes(sb)))
+    }
+}
+
+const MAX_LEVEL: usize = 32;
+const NIL: u32 = u32::MAX;
+const HEAD: u32 = 0;
+
+#[derive(Debug, Clone, Copy)]
+struct Level {
+    fwd: u32,
+    /// Number of level-0 steps this link skips.
+    span: u32,
+    /// Score of `fwd`, cached here so a search step usually decides without
+    /// touching the next node (one cache miss per step instead of three).
+    fwd_score: f64,
+}
+
+const NO_LINK: Level = Level {
+    fwd: NIL,
+    span: 0,
+    fwd_score: 0.0,
+};
+
+#[derive(Debug, Clone)]
+struct Node {
+    member: Arc<[u8]>,
+    score: f64,
+    back: u32,
+    levels: Box<[Level]>,
+}
+
+/// A skip list with spans (Pugh's structure as Redis uses it), its nodes held
+/// in an arena and linked by index; slot 0 is the header.
+#[derive(Debug, Clone)]
+struct SkipList {
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    tail: u32,
+    level: usize,
+    len: usize,
+    rng: u64,
+}
+
+impl SkipList {
+    fn new() -> Self {
+        let head = Node {
+            member: Arc::from(&[][..]),
+            score: 0.0,
+            back: NIL,
+            levels: vec![NO_LINK; MAX_LEVEL].into_boxed_slice(),
+        };
+        SkipList {
+            nodes: vec![head],
+            free: Vec::new(),
+            tail: NIL,
+            level: 1,
+            len: 0,
+            rng: rand::random::<u64>() | 1,
+        }
+    }
+
+    /// Level with P(level > k) = 1/4^k, capped.
+    fn random_level(&mut self) -> usize {
+        // xorshift64*: cheap and good enough for level choice.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let lvl = 1 + (r.trailing_zeros() / 2) as usize;
+        lvl.min(MAX_LEVEL)
+    }
+
+    fn fwd(&self, x: u32, i: usize) -> u32 {
+        self.nodes[x as usize].levels[i].fwd
+    }
+
+    /// Whether link `l` leads to an element ordered before (score, member).
+    fn link_before(&self, l: &Level, score: f64, member: &[u8]) -> bool {
+        l.fwd != NIL
+            && (l.fwd_score < score
+                || (l.fwd_score == score && &self.nodes[l.fwd as usize].member[..] < member))
+    }
+
+    /// Whether link `l` leads to an element ordered at or before (score, member).
+    fn link_at_or_before(&self, l: &Level, score: f64, member: &[u8]) -> bool {
+        l.fwd != NIL
+            && (l.fwd_score < score
+                || (l.fwd_score == score && &self.nodes[l.fwd as usize].member[..] <= member))
+    }
+
+    // Levels index update[], rank[] and the nodes' links together.
+    #[allow(clippy::needless_range_loop)]
+    fn insert(&mut self, score: f64, member: Arc<[u8]>) {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut rank = [0usize; MAX_LEVEL];
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
+            loop {
+                let l = self.nodes[x as usize].levels[i];
+                if self.link_before(&l, score, &member) {
+                    rank[i] += l.span as usize;
+                    x = l.fwd;
+                } else {
+                    break;
+                }
+            }
+            update[i] = x;
+        }
+        let lvl = self.random_level();
+        if lvl > self.level {
+            for i in self.level..lvl {
+                rank[i] = 0;
+                update[i] = HEAD;
+                self.nodes[0].levels[i].span = self.len as u32;
+            }
+            self.level = lvl;
+        }
+        let node = Node {
+            member,
+            score,
+            back: NIL,
+            levels: vec![NO_LINK; lvl].into_boxed_slice(),
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.nodes[id as usize] = node;
+                id
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        for i in 0..lvl {
+            let u = update[i] as usize;
+            let ul = self.nodes[u].levels[i];
+            let skipped = (rank[0] - rank[i]) as u32;
+            self.nodes[id as usize].levels[i] = Level {
+                fwd: ul.fwd,
+                span: ul.span - skipped,
+                fwd_score: ul.fwd_score,
+            };
+            self.nodes[u].levels[i] = Level {
+                fwd: id,
+                span: skipped + 1,
+                fwd_score: score,
+            };
+        }
+        for i in lvl..self.level {
+            self.nodes[update[i] as usize].levels[i].span += 1;
+        }
+        self.nodes[id as usize].back = if update[0] == HEAD { NIL } else { update[0] };
+        let next = self.fwd(id, 0);
+        if next != NIL {
+            self.nodes[next as usize].back = id;
+        } else {
+            self.tail = id;
+        }
+        self.len += 1;
+    }
+
+    fn delete(&mut self, score: f64, member: &[u8]) -> bool {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.nodes[x as usize].levels[i];
+                if self.link_before(&l, score, member) {
+                    x = l.fwd;
+                } else {
+                    break;
+                }
+            }
+            update[i] = x;
+        }
+        let x = self.fwd(x, 0);
+        if x == NIL || {
+            let n = &self.nodes[x as usize];
+            n.score != score || &n.member[..] != member
+        } {
+            return false;
+        }
+        for (i, &u) in update.iter().enumerate().take(self.level) {
+            let u = u as usize;
+            if self.nodes[u].levels[i].fwd == x {
+                let xl = self.nodes[x as usize].levels[i];
+                self.nodes[u].levels[i].span += xl.span;
+                self.nodes[u].levels[i].span -= 1;
+                self.nodes[u].levels[i].fwd = xl.fwd;
+                self.nodes[u].levels[i].fwd_score = xl.fwd_score;
+            } else {
+                self.nodes[u].levels[i].span -= 1;
+            }
+        }
+        let next = self.fwd(x, 0);
+        let back = self.nodes[x as usize].back;
+        if next != NIL {
+            self.nodes[next as usize].back = back;
+        } else {
+            self.tail = back;
+        }
+        while self.level > 1 && self.nodes[0].levels[self.level - 1].fwd == NIL {
+            self.level -= 1;
+        }
+        self.len -= 1;
+        // Free the slot's member and links now; keep the slot for reuse.
+        let empty = self.nodes[0].member.clone();
+        let n = &mut self.nodes[x as usize];
+        n.member = empty;
+        n.levels = Box::new([]);
+        self.free.push(x);
+        if self.len == 0 {
+            self.nodes.truncate(1);
+            self.free.clear();
+        }
+        true
+    }
+
+    /// 0-based rank of an element.
+    fn rank(&self, score: f64, member: &[u8]) -> Option<usize> {
+        let mut traversed = 0usize;
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.nodes[x as usize].levels[i];
+                if self.link_at_or_before(&l, score, member) {
+                    traversed += l.span as usize;
+                    x = l.fwd;
+                } else {
+                    break;
+                }
+            }
+            if x != HEAD && &self.nodes[x as usize].member[..] == member {
+                return Some(traversed - 1);
+            }
+        }
+        None
+    }
+
+    /// Node at 0-based rank `r`.
+    fn node_at(&self, r: usize) -> Option<u32> {
+        if r >= self.len {
+            return None;
+        }
+        let target = r + 1;
+        let mut traversed = 0usize;
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.nodes[x as usize].levels[i];
+                if l.fwd != NIL && traversed + l.span as usize <= target {
+                    traversed += l.span as usize;
+                    x = l.fwd;
+                } else {
+                    break;
+                }
+            }
+            if traversed == target {
+                return Some(x);
+            }
+        }
+        None
+    }
+
+    /// How many leading elements satisfy `before` (which must hold for a
+    /// prefix of the order and then never again).
+    /// `before` gets the score and, lazily, the member.
+    fn count_while<'a>(&'a self, before: impl Fn(f64, &dyn Fn() -> &'a [u8]) -> bool) -> usize {
+        let mut traversed = 0usize;
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.nodes[x as usize].levels[i];
+                if l.fwd != NIL && before(l.fwd_score, &|| &self.nodes[l.fwd as usize].member[..]) {
+                    traversed += l.span as usize;
+                    x = l.fwd;
+                } else {
+                    break;
+                }
+            }
+        }
+        traversed
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], f64)> + '_ {
+        let mut x = self.fwd(HEAD, 0);
+        std::iter::from_fn(move || {
+            if x == NIL {
+                return None;
+            }
+            let n = &self.nodes[x as usize];
+            x = n.levels[0].fwd;
+            Some((&n.member[..], n.score))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(Vec<u8>, i8),
+        Remove(Vec<u8>),
+    }
+
+    fn member() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            8 => proptest::collection::vec(b'a'..b'e', 1..4),
+            4 => proptest::collection::vec(b'a'..=b'z', 2..3),
+            1 => proptest::collection::vec(b'a'..b'c', 65..70),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (member(), any::<i8>()).prop_map(|(m, s)| Op::Insert(m, s)),
+            1 => member().prop_map(Op::Remove),
+        ]
+    }
+
+    /// Sorted reference view of a member -> score model.
+    fn sorted(model: &BTreeMap<Vec<u8>, f64>) -> Vec<(Vec<u8>, f64)> {
+        let mut v: Vec<(Vec<u8>, f64)> = model.iter().map(|(m, s)| (m.clone(), *s)).collect();
+        v.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(150))]
+        #[test]
+        fn behaves_like_a_sorted_model(ops in proptest::collection::vec(op(), 1..400)) {
+            let mut z = ZSet::new();
+            let mut model: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
+            for o in ops {
+                match o {
+                    Op::Insert(m, s) => {
+                        let s = s as f64 / 4.0;
+                        prop_assert_eq!(z.insert(&m, s), model.insert(m, s).is_none());
+                    }
+                    Op::Remove(m) => prop_assert_eq!(z.remove(&m), model.remove(&m).is_some()),
+                }
+                prop_assert_eq!(z.len(), model.len());
+            }
+            let want = sorted(&model);
+            let got: Vec<(Vec<u8>, f64)> = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+            prop_assert_eq!(&got, &want);
+            for (r, (m, s)) in want.iter().enumerate() {
+                prop_assert_eq!(z.rank(m), Some(r));
+                prop_assert_eq!(z.score(m), Some(*s));
+                let (gm, gs) = z.get_by_rank(r).unwrap();
+                prop_assert_eq!((gm, gs), (&m[..], *s));
+            }
+            prop_assert!(z.get_by_rank(want.len()).is_none());
+            for probe in [-10.0, -1.0, 0.0, 0.25, 3.0, 40.0] {
+                let lt = want.iter().filter(|(_, s)| *s < probe).count();
+                let le = want.iter().filter(|(_, s)| *s <= probe).count();
+                prop_assert_eq!(z.count_score_below(probe, false), lt);
+                prop_assert_eq!(z.count_score_below(probe, true), le);
+            }
+            if !want.is_empty() {
+                let (s, e) = (want.len() / 4, want.len() - 1);
+                let mut fwd = vec![];
+                z.for_range(s, e, false, |m, sc| { fwd.push((m.to_vec(), sc)); true });
+                prop_assert_eq!(&fwd[..], &want[s..=e]);
+                let mut back = vec![];
+                z.for_range(s, e, true, |m, sc| { back.push((m.to_vec(), sc)); true });
+                back.reverse();
+                prop_assert_eq!(&back[..], &want[s..=e]);
+            }
+            let mut seen = 0;
+            let mut c = 0;
+            loop { c = z.scan(c, |_, _| seen += 1); if c == 0 { break; } }
+            prop_assert_eq!(seen, model.len());
+        }
+    }
+
+    #[test]
+    fn encoding_follows_size_and_member_length() {
+        let mut z = ZSet::new();
+        for i in 0..128 {
+            z.insert(format!("m{i}").as_bytes(), i as f64);
+        }
+        assert_eq!(z.encoding(), "listpack");
+        z.insert(b"one-more", 0.5);
+        assert_eq!(z.encoding(), "skiplist");
+        let mut z = ZSet::new();
+        z.insert(&[b'x'; 65], 1.0);
+        assert_eq!(z.encoding(), "skiplist");
+    }
+
+    #[test]
+    fn lex_counts_with_equal_scores() {
+        let mut z = ZSet::new();
+        for m in ["a", "b", "c", "d"] {
+            z.insert(m.as_bytes(), 0.0);
+        }
+        assert_eq!(z.count_lex_below(b"b", false), 1);
+        assert_eq!(z.count_lex_below(b"b", true), 2);
+        assert_eq!(z.count_lex_below(b"bb", true), 2);
+    }
+}
+
+#[cfg(test)]
+mod bench_probe {
+    /// Rough timing of a 1M-member set: `cargo test --release -p
+    /// cairn-storage million -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn million_inserts_timing() {
+        let mut z = super::ZSet::new();
+        let t = std::time::Instant::now();
+        for i in 0..1_000_000u64 {
+            let s = (i.wrapping_mul(0x9E3779B97F4A7C15) >> 34) as f64;
+            z.insert(format!("m{i}").as_bytes(), s);
+        }
+        eprintln!("1M inserts: {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        for i in 0..100_000u64 {
+            z.rank(format!("m{}", i * 7).as_bytes());
+        }
+        eprintln!("100k ranks: {:?}", t.elapsed());
     }
 }
