@@ -63,7 +63,14 @@ impl<'a> Replayer<'a> {
         };
         self.client.clock = crate::client::CmdClock::start();
         crate::cmd::run_replay(self.srv, &mut self.client, &mut self.out, idx, &argv);
-        self.client.blocked = None;
+        if let Some(b) = self.client.blocked.take() {
+            // Logs hold non-blocking forms; never leave a waiter behind.
+            self.srv.blocking.unregister(self.client.id(), &b.keys);
+            self.client
+                .handle
+                .blocked
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
         self.out.buf.clear();
         Ok(())
     }

@@ -612,6 +612,15 @@ fn move_one(c: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End) -> Result<O
     changed(c, src, if from == End::Left { "lpop" } else { "rpop" }, 0);
     delete_if_empty(c, src);
     c.signal_ready(dst);
+    // Blocking and legacy forms are logged as the plain LMOVE they performed.
+    let side = |e: End| {
+        if e == End::Left {
+            b"LEFT".as_slice()
+        } else {
+            b"RIGHT".as_slice()
+        }
+    };
+    c.propagate(&[b"LMOVE".as_slice(), src, dst, side(from), side(to)]);
     Ok(Some(()))
 }
 
@@ -671,6 +680,10 @@ fn pop_first_nonempty(
             }
             Ok(Some(l)) if !l.is_empty() => {
                 let vals = pop_n(c, k, end, count.unwrap_or(1))?.unwrap_or_default();
+                // Logged as the plain pop it performed (never a blocking form).
+                let n = vals.len().to_string();
+                let pop: &[u8] = if end == End::Left { b"LPOP" } else { b"RPOP" };
+                c.propagate(&[pop, k, n.as_bytes()]);
                 c.out.array(2);
                 c.out.bulk(k);
                 match count {

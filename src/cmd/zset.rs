@@ -946,6 +946,15 @@ fn bzpop_generic(c: &mut Ctx, a: &Argv, max: bool) {
         Err(()) => {}
         Ok(Some(k)) => {
             let items = pop_n(c, k, max, 1);
+            c.propagate(&[
+                if max {
+                    b"ZPOPMAX".as_slice()
+                } else {
+                    b"ZPOPMIN"
+                },
+                k,
+                b"1",
+            ]);
             let (m, s) = &items[0];
             c.out.array(3);
             c.out.bulk(k);
@@ -1003,6 +1012,16 @@ fn zmpop_serve(c: &mut Ctx, keys: &[&[u8]], max: bool, count: usize) -> Result<b
         return Ok(false);
     };
     let items = pop_n(c, k, max, count);
+    let n = items.len().to_string();
+    c.propagate(&[
+        if max {
+            b"ZPOPMAX".as_slice()
+        } else {
+            b"ZPOPMIN"
+        },
+        k,
+        n.as_bytes(),
+    ]);
     c.out.array(2);
     c.out.bulk(k);
     c.out.array(items.len());
