@@ -24,7 +24,10 @@ fn del_exists_type_touch() {
         ("DEL a", ":0"),
         ("DBSIZE", ":0"),
         ("DEL", "-ERR wrong number of arguments for 'del' command"),
-        ("EXISTS", "-ERR wrong number of arguments for 'exists' command"),
+        (
+            "EXISTS",
+            "-ERR wrong number of arguments for 'exists' command",
+        ),
     ]);
 }
 
@@ -58,12 +61,18 @@ fn copy_and_move_between_dbs() {
         ("SET a 2", "+OK"),
         ("COPY a b REPLACE", ":1"),
         ("GET b", "\"2\""),
-        ("COPY a a", "-ERR source and destination objects are the same"),
+        (
+            "COPY a a",
+            "-ERR source and destination objects are the same",
+        ),
         ("COPY nokey x", ":0"),
         ("COPY a x DB 1", ":1"),
         ("COPY a x DB 16", "-ERR DB index is out of range"),
         ("COPY a x DB -1", "-ERR DB index is out of range"),
-        ("COPY a x DB abc", "-ERR value is not an integer or out of range"),
+        (
+            "COPY a x DB abc",
+            "-ERR value is not an integer or out of range",
+        ),
         ("COPY a x FOO", "-ERR syntax error"),
         ("COPY a a DB 1", ":1"),
         ("MOVE a 1", ":0"),
@@ -71,7 +80,10 @@ fn copy_and_move_between_dbs() {
         ("MOVE m 1", ":1"),
         ("EXISTS m", ":0"),
         ("MOVE m 1", ":0"),
-        ("MOVE b 0", "-ERR source and destination objects are the same"),
+        (
+            "MOVE b 0",
+            "-ERR source and destination objects are the same",
+        ),
         ("MOVE b 99", "-ERR DB index is out of range"),
         ("MOVE b x", "-ERR value is not an integer or out of range"),
         ("SELECT 1", "+OK"),
@@ -114,7 +126,12 @@ fn swapdb_and_flush() {
 fn keys_pattern_and_randomkey() {
     let mut p = Pair::new();
     p.is(&["RANDOMKEY"], "nil");
-    p.is(&["MSET", "hello", "1", "hallo", "2", "hxllo", "3", "world", "4"], "+OK");
+    p.is(
+        &[
+            "MSET", "hello", "1", "hallo", "2", "hxllo", "3", "world", "4",
+        ],
+        "+OK",
+    );
     let mut keys = |pat: &str| -> Vec<String> {
         let Resp::Array(items) = p.c.cmd(&["KEYS", pat]) else {
             panic!("KEYS returned a non-array")
@@ -196,14 +213,35 @@ fn expire_family_and_ttl_rounding() {
         ("PERSIST k", ":0"),
         ("PERSIST nokey", ":0"),
         ("TTL k", ":-1"),
-        ("EXPIRE k 100 NX XX", "-ERR NX and XX, GT or LT options at the same time are not compatible"),
-        ("EXPIRE k 100 GT LT", "-ERR GT and LT options at the same time are not compatible"),
+        (
+            "EXPIRE k 100 NX XX",
+            "-ERR NX and XX, GT or LT options at the same time are not compatible",
+        ),
+        (
+            "EXPIRE k 100 GT LT",
+            "-ERR GT and LT options at the same time are not compatible",
+        ),
         ("EXPIRE k 100 FOO", "-ERR Unsupported option FOO"),
-        ("EXPIRE k abc", "-ERR value is not an integer or out of range"),
-        ("EXPIRE k 9223372036854775807", "-ERR invalid expire time in 'expire' command"),
-        ("PEXPIRE k 9223372036854775807", "-ERR invalid expire time in 'pexpire' command"),
-        ("EXPIREAT k 9223372036854775807", "-ERR invalid expire time in 'expireat' command"),
-        ("EXPIRE k", "-ERR wrong number of arguments for 'expire' command"),
+        (
+            "EXPIRE k abc",
+            "-ERR value is not an integer or out of range",
+        ),
+        (
+            "EXPIRE k 9223372036854775807",
+            "-ERR invalid expire time in 'expire' command",
+        ),
+        (
+            "PEXPIRE k 9223372036854775807",
+            "-ERR invalid expire time in 'pexpire' command",
+        ),
+        (
+            "EXPIREAT k 9223372036854775807",
+            "-ERR invalid expire time in 'expireat' command",
+        ),
+        (
+            "EXPIRE k",
+            "-ERR wrong number of arguments for 'expire' command",
+        ),
         ("TTL k", ":-1"),
         // A deadline in the past deletes the key.
         ("EXPIRE k -1", ":1"),
@@ -278,7 +316,10 @@ fn scan_arguments() {
         ("SCAN 1x", "-ERR invalid cursor"),
         ("SCAN -", "-ERR invalid cursor"),
         ("SCAN 0 COUNT 0", "-ERR syntax error"),
-        ("SCAN 0 COUNT x", "-ERR value is not an integer or out of range"),
+        (
+            "SCAN 0 COUNT x",
+            "-ERR value is not an integer or out of range",
+        ),
         ("SCAN 0 COUNT", "-ERR syntax error"),
         ("SCAN 0 FOO bar", "-ERR syntax error"),
         ("SET str 1", "+OK"),
@@ -336,7 +377,10 @@ fn scan_returns_stable_keys_under_churn() {
         assert!(round < 10_000, "SCAN did not terminate");
     }
     let missing: Vec<_> = stable.difference(&seen).take(5).collect();
-    assert!(missing.is_empty(), "SCAN missed stable keys, e.g. {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "SCAN missed stable keys, e.g. {missing:?}"
+    );
 }
 
 #[test]
@@ -350,5 +394,8 @@ fn keys_and_exists_ignore_expired_keys() {
     assert_eq!(c.cmd(&["KEYS", "*"]).render(), "[\"here\"]");
     assert_eq!(c.cmd(&["EXISTS", "gone"]).render(), ":0");
     assert_eq!(c.cmd(&["TTL", "gone"]).render(), ":-2");
-    assert_eq!(c.cmd(&["SCAN", "0", "COUNT", "100"]).render(), "[\"0\", [\"here\"]]");
+    assert_eq!(
+        c.cmd(&["SCAN", "0", "COUNT", "100"]).render(),
+        "[\"0\", [\"here\"]]"
+    );
 }

@@ -34,15 +34,15 @@ fn get_set_and_options() {
         ("SET k v EX 0", "-ERR invalid expire time in 'set' command"),
         ("SET k v EX -5", "-ERR invalid expire time in 'set' command"),
         ("SET k v PX 0", "-ERR invalid expire time in 'set' command"),
-        ("SET k v EX abc", "-ERR value is not an integer or out of range"),
+        (
+            "SET k v EX abc",
+            "-ERR value is not an integer or out of range",
+        ),
         (
             "SET k v EX 9223372036854775807",
             "-ERR invalid expire time in 'set' command",
         ),
-        (
-            "SET k v PXAT 9223372036854775807",
-            "+OK",
-        ),
+        ("SET k v PXAT 9223372036854775807", "+OK"),
         ("SET k", "-ERR wrong number of arguments for 'set' command"),
         ("GET", "-ERR wrong number of arguments for 'get' command"),
     ]);
@@ -62,12 +62,24 @@ fn setnx_setex_psetex_getset_getdel() {
         ("SETEX b 100 v", "+OK"),
         ("TTL b", ":100"),
         ("SETEX b 0 v", "-ERR invalid expire time in 'setex' command"),
-        ("SETEX b -1 v", "-ERR invalid expire time in 'setex' command"),
-        ("SETEX b x v", "-ERR value is not an integer or out of range"),
+        (
+            "SETEX b -1 v",
+            "-ERR invalid expire time in 'setex' command",
+        ),
+        (
+            "SETEX b x v",
+            "-ERR value is not an integer or out of range",
+        ),
         ("PSETEX c 100000 v", "+OK"),
         ("TTL c", ":100"),
-        ("PSETEX c 0 v", "-ERR invalid expire time in 'psetex' command"),
-        ("SETEX b", "-ERR wrong number of arguments for 'setex' command"),
+        (
+            "PSETEX c 0 v",
+            "-ERR invalid expire time in 'psetex' command",
+        ),
+        (
+            "SETEX b",
+            "-ERR wrong number of arguments for 'setex' command",
+        ),
         ("GETSET a 3", "\"1\""),
         ("GETSET new 3", "nil"),
         ("GET new", "\"3\""),
@@ -94,9 +106,18 @@ fn getex_options() {
         ("TTL k", ":50"),
         ("GETEX k PERSIST", "\"v\""),
         ("TTL k", ":-1"),
-        ("GETEX k EX 0", "-ERR invalid expire time in 'getex' command"),
-        ("GETEX k EX -1", "-ERR invalid expire time in 'getex' command"),
-        ("GETEX k EX x", "-ERR value is not an integer or out of range"),
+        (
+            "GETEX k EX 0",
+            "-ERR invalid expire time in 'getex' command",
+        ),
+        (
+            "GETEX k EX -1",
+            "-ERR invalid expire time in 'getex' command",
+        ),
+        (
+            "GETEX k EX x",
+            "-ERR value is not an integer or out of range",
+        ),
         ("GETEX k EX 10 PX 10", "-ERR syntax error"),
         ("GETEX k PERSIST EX 10", "-ERR syntax error"),
         ("GETEX k EX", "-ERR syntax error"),
@@ -111,14 +132,23 @@ fn mget_mset_msetnx() {
     let mut p = Pair::new();
     p.table(&[
         ("MSET a 1 b 2", "+OK"),
-        ("MSET a 1 b", "-ERR wrong number of arguments for 'mset' command"),
-        ("MSET a", "-ERR wrong number of arguments for 'mset' command"),
+        (
+            "MSET a 1 b",
+            "-ERR wrong number of arguments for 'mset' command",
+        ),
+        (
+            "MSET a",
+            "-ERR wrong number of arguments for 'mset' command",
+        ),
         ("MGET a b c", "[\"1\", \"2\", nil]"),
         ("MSETNX a 9 c 3", ":0"),
         ("GET c", "nil"),
         ("MSETNX c 3 d 4", ":1"),
         ("MGET c d", "[\"3\", \"4\"]"),
-        ("MSETNX c 3 d", "-ERR wrong number of arguments for 'msetnx' command"),
+        (
+            "MSETNX c 3 d",
+            "-ERR wrong number of arguments for 'msetnx' command",
+        ),
         ("MSET a 1 a 2", "+OK"),
         ("GET a", "\"2\""),
         ("MGET", "-ERR wrong number of arguments for 'mget' command"),
@@ -142,14 +172,23 @@ fn append_strlen_ranges() {
         ("GETRANGE k -1 -5", "\"\""),
         ("GETRANGE k 100 200", "\"\""),
         ("GETRANGE none 0 -1", "\"\""),
-        ("GETRANGE k a 1", "-ERR value is not an integer or out of range"),
+        (
+            "GETRANGE k a 1",
+            "-ERR value is not an integer or out of range",
+        ),
         ("SUBSTR k 0 1", "\"he\""),
         ("SETRANGE k 5 WORLD", ":10"),
         ("GET k", "\"helloWORLD\""),
         ("SETRANGE k -1 x", "-ERR offset is out of range"),
-        ("SETRANGE k x x", "-ERR value is not an integer or out of range"),
+        (
+            "SETRANGE k x x",
+            "-ERR value is not an integer or out of range",
+        ),
         ("SETRANGE pad 3 ab", ":5"),
-        ("SETRANGE k 536870912 x", "-ERR string exceeds maximum allowed size (proto-max-bulk-len)"),
+        (
+            "SETRANGE k 536870912 x",
+            "-ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+        ),
     ]);
     p.is(&["GET", "pad"], "\"\\x00\\x00\\x00ab\"");
     // An empty value neither creates the key nor changes it.
@@ -176,14 +215,23 @@ fn counters() {
         ("INCR max", "-ERR increment or decrement would overflow"),
         ("SET min -9223372036854775808", "+OK"),
         ("DECR min", "-ERR increment or decrement would overflow"),
-        ("DECRBY n -9223372036854775808", "-ERR decrement would overflow"),
-        ("INCRBY n 9223372036854775808", "-ERR value is not an integer or out of range"),
+        (
+            "DECRBY n -9223372036854775808",
+            "-ERR decrement would overflow",
+        ),
+        (
+            "INCRBY n 9223372036854775808",
+            "-ERR value is not an integer or out of range",
+        ),
         ("INCRBYFLOAT f 1.5", "\"1.5\""),
         ("INCRBYFLOAT f 0.1", "\"1.6\""),
         ("INCRBYFLOAT f -1.6", "\"0\""),
         ("INCRBYFLOAT f 5.0e3", "\"5000\""),
         ("INCRBYFLOAT f abc", "-ERR value is not a valid float"),
-        ("INCRBYFLOAT f inf", "-ERR increment would produce NaN or Infinity"),
+        (
+            "INCRBYFLOAT f inf",
+            "-ERR increment would produce NaN or Infinity",
+        ),
         ("INCRBYFLOAT s 1", "-ERR value is not a valid float"),
         ("INCRBYFLOAT i 3", "\"3\""),
         ("SET e 1e2", "+OK"),
@@ -194,9 +242,15 @@ fn counters() {
     ]);
     for spaced in [" 1", "1 ", "+1", "1.0", ""] {
         p.is(&["SET", "sp", spaced], "+OK");
-        p.is(&["INCR", "sp"], "-ERR value is not an integer or out of range");
+        p.is(
+            &["INCR", "sp"],
+            "-ERR value is not an integer or out of range",
+        );
     }
-    p.is(&["INCRBYFLOAT", "f", " 1"], "-ERR value is not a valid float");
+    p.is(
+        &["INCRBYFLOAT", "f", " 1"],
+        "-ERR value is not a valid float",
+    );
 }
 
 #[test]
@@ -232,7 +286,10 @@ fn lcs() {
             "LCS a b IDX MINMATCHLEN 4 WITHMATCHLEN",
             "[\"matches\", [[[:4, :7], [:5, :8], :4]], \"len\", :6]",
         ),
-        ("LCS a b LEN IDX", "-ERR If you want both the length and indexes, please just use IDX."),
+        (
+            "LCS a b LEN IDX",
+            "-ERR If you want both the length and indexes, please just use IDX.",
+        ),
         ("LCS a b FOO", "-ERR syntax error"),
         ("LCS a missing", "\"\""),
     ]);

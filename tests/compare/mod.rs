@@ -36,7 +36,11 @@ pub enum Resp {
 impl Resp {
     pub fn render(&self) -> String {
         fn list(items: &[Resp]) -> String {
-            items.iter().map(Resp::render).collect::<Vec<_>>().join(", ")
+            items
+                .iter()
+                .map(Resp::render)
+                .collect::<Vec<_>>()
+                .join(", ")
         }
         match self {
             Resp::Simple(s) => format!("+{s}"),
@@ -208,6 +212,16 @@ impl Pair {
         }
         got
     }
+    /// Runs `args` on both servers; replies must have the same shape (types
+    /// and lengths) but may differ in content (TIME, ids, ports). Returns Cairn's.
+    pub fn same_shape(&mut self, args: &[&str]) -> Resp {
+        let got = self.c.cmd(args);
+        if let Some(r) = self.r.as_mut() {
+            let want = r.cmd(args);
+            assert_eq!(shape(&got), shape(&want), "{args:?}: reply shapes differ");
+        }
+        got
+    }
     /// Like `same`, and the reply must also render as `expected`.
     pub fn is(&mut self, args: &[&str], expected: &str) {
         let got = self.same(args);
@@ -226,5 +240,29 @@ impl Pair {
             Raw::connect(self.cairn.port),
             self.redis.as_ref().map(|s| Raw::connect(s.port)),
         )
+    }
+}
+
+/// A reply's types and lengths without its contents.
+pub fn shape(r: &Resp) -> String {
+    let list = |items: &[Resp]| items.iter().map(shape).collect::<Vec<_>>().join(",");
+    match r {
+        Resp::Array(a) => format!("[{}]", list(a)),
+        Resp::Set(a) => format!("~[{}]", list(a)),
+        Resp::Push(a) => format!(">[{}]", list(a)),
+        Resp::Map(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{}:{}", k.render(), shape(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        Resp::Simple(_) => "+".into(),
+        Resp::Error(_) => "-".into(),
+        Resp::Int(_) => ":".into(),
+        Resp::Bulk(_) => "$".into(),
+        Resp::Double(_) => ",".into(),
+        Resp::Verbatim(_) => "=".into(),
+        other => other.render(),
     }
 }
