@@ -415,6 +415,7 @@ fn server_error_texts_pending_fixes() {
         ),
         ("CONFIG FOO", "-ERR unknown subcommand 'FOO'. Try CONFIG HELP."),
         ("CONFIG GET", "-ERR wrong number of arguments for 'config|get' command"),
+        ("CLIENT SETNAME", "-ERR wrong number of arguments for 'client|setname' command"),
         ("CLIENT FOO", "-ERR unknown subcommand 'FOO'. Try CLIENT HELP."),
         ("SLOWLOG FOO", "-ERR unknown subcommand 'FOO'. Try SLOWLOG HELP."),
         ("COMMAND INFO nosuchcommand", "[nil]"),

@@ -222,6 +222,20 @@ impl Pair {
         }
         got
     }
+    /// Sends `args` to both servers and reads `n` replies from each (pub/sub
+    /// confirmations); they must be identical. Returns Cairn's.
+    pub fn same_n(&mut self, args: &[&str], n: usize) -> Vec<Resp> {
+        self.c.send(args);
+        let got: Vec<Resp> = (0..n).map(|_| self.c.read()).collect();
+        if let Some(r) = self.r.as_mut() {
+            r.send(args);
+            for (i, g) in got.iter().enumerate() {
+                let want = r.read();
+                assert_eq!(g.render(), want.render(), "{args:?} reply {i}");
+            }
+        }
+        got
+    }
     /// Like `same`, and the reply must also render as `expected`.
     pub fn is(&mut self, args: &[&str], expected: &str) {
         let got = self.same(args);
