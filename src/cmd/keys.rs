@@ -395,9 +395,6 @@ fn object(c: &mut Ctx, a: &Argv) {
 fn expire_generic(c: &mut Ctx, a: &Argv, unit_ms: i64, absolute: bool) {
     let name = String::from_utf8_lossy(a.get(0)).to_ascii_lowercase();
     let key = a.get(1);
-    let Some(n) = parse_int(a.get(2)) else {
-        return c.error(NOT_INT);
-    };
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for opt in a.iter().skip(3) {
         match opt.to_ascii_lowercase().as_slice() {
@@ -419,6 +416,10 @@ fn expire_generic(c: &mut Ctx, a: &Argv, unit_ms: i64, absolute: bool) {
     if gt && lt {
         return c.error("ERR GT and LT options at the same time are not compatible");
     }
+    // Redis checks the options before the time value.
+    let Some(n) = parse_int(a.get(2)) else {
+        return c.error(NOT_INT);
+    };
     let invalid = format!("ERR invalid expire time in '{name}' command");
     let Some(mut when) = n.checked_mul(unit_ms) else {
         return c.error(&invalid);
