@@ -225,6 +225,24 @@ fn keys(c: &mut Ctx, a: &Argv) {
     }
 }
 
+/// A cursor as Redis reads it (C's strtoul): optional sign, decimal digits,
+/// a negative value wraps around; "" is cursor 0.
+fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let (neg, digits) = match arg.first() {
+        Some(b'-') => (true, &arg[1..]),
+        Some(b'+') => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if arg.is_empty() {
+        return Some(0);
+    }
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if neg { n.wrapping_neg() } else { n })
+}
+
 /// Parses SCAN-family options; returns (cursor, match, count, type).
 pub fn parse_scan_args<'a>(
     c: &mut Ctx,
@@ -232,10 +250,7 @@ pub fn parse_scan_args<'a>(
     cursor_at: usize,
     allow_type: bool,
 ) -> Option<(u64, Option<&'a [u8]>, usize, Option<Vec<u8>>)> {
-    let Some(cursor) = std::str::from_utf8(a.get(cursor_at))
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-    else {
+    let Some(cursor) = parse_cursor(a.get(cursor_at)) else {
         c.error("ERR invalid cursor");
         return None;
     };
@@ -315,6 +330,9 @@ fn randomkey(c: &mut Ctx, _a: &Argv) {
 fn object(c: &mut Ctx, a: &Argv) {
     let sub = a.get(1).to_ascii_lowercase();
     if sub == b"help" {
+        if a.len() != 2 {
+            return c.error(&wrong_args("object|help"));
+        }
         let lines = [
             "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "ENCODING <key>",
@@ -329,11 +347,20 @@ fn object(c: &mut Ctx, a: &Argv) {
         }
         return;
     }
-    if a.len() != 3 {
+    if !matches!(
+        sub.as_slice(),
+        b"encoding" | b"refcount" | b"idletime" | b"freq"
+    ) {
         return c.error(&format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try OBJECT HELP.",
+            "ERR unknown subcommand '{}'. Try OBJECT HELP.",
             String::from_utf8_lossy(a.get(1))
         ));
+    }
+    if a.len() != 3 {
+        return c.error(&wrong_args(&format!(
+            "object|{}",
+            String::from_utf8_lossy(&sub)
+        )));
     }
     let db = c.db();
     let policy = c.srv.config.read().get("maxmemory-policy").to_string();
@@ -360,10 +387,7 @@ fn object(c: &mut Ctx, a: &Argv) {
             }
             c.out.int(0)
         }
-        _ => c.error(&format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try OBJECT HELP.",
-            String::from_utf8_lossy(a.get(1))
-        )),
+        _ => unreachable!("subcommand checked above"),
     }
 }
 
@@ -371,9 +395,6 @@ fn object(c: &mut Ctx, a: &Argv) {
 fn expire_generic(c: &mut Ctx, a: &Argv, unit_ms: i64, absolute: bool) {
     let name = String::from_utf8_lossy(a.get(0)).to_ascii_lowercase();
     let key = a.get(1);
-    let Some(n) = parse_int(a.get(2)) else {
-        return c.error(NOT_INT);
-    };
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for opt in a.iter().skip(3) {
         match opt.to_ascii_lowercase().as_slice() {
@@ -395,6 +416,10 @@ fn expire_generic(c: &mut Ctx, a: &Argv, unit_ms: i64, absolute: bool) {
     if gt && lt {
         return c.error("ERR GT and LT options at the same time are not compatible");
     }
+    // Redis checks the options before the time value.
+    let Some(n) = parse_int(a.get(2)) else {
+        return c.error(NOT_INT);
+    };
     let invalid = format!("ERR invalid expire time in '{name}' command");
     let Some(mut when) = n.checked_mul(unit_ms) else {
         return c.error(&invalid);

@@ -118,11 +118,65 @@ fn parse_ttl_option(c: &Ctx, opt: &[u8], val: &[u8], cmd: &str) -> Option<Result
     Some(deadline(c, unit, abs, val, cmd).map(Ttl::At))
 }
 
+/// The expiry options of SET (KEEPTTL) and GETEX (PERSIST) as Redis parses
+/// them: an option may repeat (the last value wins) but may not be mixed
+/// with another expiry option; the time value is validated only after all
+/// options parsed, so a syntax error wins over a bad number.
+#[derive(Default)]
+struct TtlOptions {
+    keep: bool,
+    persist: bool,
+    /// The lowercased option (ex/px/exat/pxat) and its argument.
+    expire: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl TtlOptions {
+    /// Takes the option at `a[i]` if it is an expiry option allowed here;
+    /// returns how many arguments it used.
+    fn accept(&mut self, a: &Argv, i: usize, opt: &[u8], getex: bool) -> Option<usize> {
+        let no_other_expire =
+            |kind: &[u8], e: &Option<(Vec<u8>, Vec<u8>)>| e.as_ref().is_none_or(|(k, _)| k == kind);
+        match opt {
+            b"keepttl" if !getex && self.expire.is_none() => {
+                self.keep = true;
+                Some(1)
+            }
+            b"persist" if getex && self.expire.is_none() => {
+                self.persist = true;
+                Some(1)
+            }
+            b"ex" | b"px" | b"exat" | b"pxat"
+                if !self.keep
+                    && !self.persist
+                    && no_other_expire(opt, &self.expire)
+                    && i + 1 < a.len() =>
+            {
+                self.expire = Some((opt.to_vec(), a.get(i + 1).to_vec()));
+                Some(2)
+            }
+            _ => None,
+        }
+    }
+
+    fn resolve(&self, c: &Ctx, cmd: &str) -> Result<Ttl, String> {
+        if let Some((kind, arg)) = &self.expire {
+            return parse_ttl_option(c, kind, arg, cmd).expect("an expiry option");
+        }
+        Ok(if self.keep {
+            Ttl::Keep
+        } else if self.persist {
+            Ttl::Persist
+        } else {
+            Ttl::None
+        })
+    }
+}
+
 fn set(c: &mut Ctx, a: &Argv) {
     let mut nx = false;
     let mut xx = false;
     let mut get_old = false;
-    let mut ttl = Ttl::None;
+    let mut opts = TtlOptions::default();
     let mut i = 3;
     while i < a.len() {
         let opt = a.get(i).to_ascii_lowercase();
@@ -130,19 +184,17 @@ fn set(c: &mut Ctx, a: &Argv) {
             b"nx" if !xx => nx = true,
             b"xx" if !nx => xx = true,
             b"get" => get_old = true,
-            b"keepttl" if ttl == Ttl::None => ttl = Ttl::Keep,
-            b"ex" | b"px" | b"exat" | b"pxat" if ttl == Ttl::None && i + 1 < a.len() => {
-                match parse_ttl_option(c, &opt, a.get(i + 1), "set") {
-                    Some(Ok(t)) => ttl = t,
-                    Some(Err(e)) => return c.error(&e),
-                    None => unreachable!("matched option"),
-                }
-                i += 1;
-            }
-            _ => return c.error(SYNTAX),
+            _ => match opts.accept(a, i, &opt, false) {
+                Some(used) => i += used - 1,
+                None => return c.error(SYNTAX),
+            },
         }
         i += 1;
     }
+    let ttl = match opts.resolve(c, "set") {
+        Ok(t) => t,
+        Err(e) => return c.error(&e),
+    };
     let key = a.get(1);
     let db = c.db();
     let exists = match c.ks.lookup(db, key) {
@@ -234,29 +286,25 @@ fn psetex(c: &mut Ctx, a: &Argv) {
 }
 
 fn getex(c: &mut Ctx, a: &Argv) {
-    let mut ttl = Ttl::None;
+    let mut opts = TtlOptions::default();
     let mut i = 2;
     while i < a.len() {
         let opt = a.get(i).to_ascii_lowercase();
-        match opt.as_slice() {
-            b"persist" if ttl == Ttl::None => ttl = Ttl::Persist,
-            b"ex" | b"px" | b"exat" | b"pxat" if ttl == Ttl::None && i + 1 < a.len() => {
-                match parse_ttl_option(c, &opt, a.get(i + 1), "getex") {
-                    Some(Ok(t)) => ttl = t,
-                    Some(Err(e)) => return c.error(&e),
-                    None => unreachable!("matched option"),
-                }
-                i += 1;
-            }
-            _ => return c.error(SYNTAX),
+        match opts.accept(a, i, &opt, true) {
+            Some(used) => i += used,
+            None => return c.error(SYNTAX),
         }
-        i += 1;
     }
     let key = a.get(1);
+    // As in Redis: a missing key or wrong type is reported before a bad time.
     let v = match c.get_str(key) {
         Ok(Some(v)) => v.clone(),
         Ok(None) => return c.out.null(),
         Err(()) => return,
+    };
+    let ttl = match opts.resolve(c, "getex") {
+        Ok(t) => t,
+        Err(e) => return c.error(&e),
     };
     c.out.bulk(&v);
     let db = c.db();

@@ -23,8 +23,11 @@ fn wait_ready(port: u16, child: &mut Child, what: &str) {
         }
         if let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) {
             if let Ok(mut con) = client.get_connection() {
-                if redis::cmd("PING").query::<String>(&mut con).is_ok() {
-                    return;
+                // NOAUTH is an answer too: the server is up (requirepass set).
+                match redis::cmd("PING").query::<String>(&mut con) {
+                    Ok(_) => return,
+                    Err(e) if e.code() == Some("NOAUTH") => return,
+                    Err(_) => {}
                 }
             }
         }

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Runs redis-benchmark against Cairn (release build) and redis-server side by
+# side and writes docs/benchmarks.md. Usage: benches/compare.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+P1_REQUESTS=${P1_REQUESTS:-200000}
+P16_REQUESTS=${P16_REQUESTS:-1000000}
+CLIENTS=50
+TESTS=set,get,incr,mset
+OUT=docs/benchmarks.md
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() {
+    for _ in $(seq 200); do
+        if redis-cli -p "$1" PING >/dev/null 2>&1; then return 0; fi
+        sleep 0.05
+    done
+    echo "server on port $1 did not start" >&2
+    return 1
+}
+
+cargo build --release --bin cairn
+tmp=$(mktemp -d)
+cairn_port=$(free_port)
+redis_port=$(free_port)
+target/release/cairn --port "$cairn_port" --dir "$tmp" --save "" >/dev/null 2>&1 &
+cairn_pid=$!
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$tmp" --save "" --appendonly no >/dev/null 2>&1 &
+redis_pid=$!
+trap 'kill $cairn_pid $redis_pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
+wait_port "$cairn_port"
+wait_port "$redis_port"
+
+# bench PORT PIPELINE REQUESTS -> "TEST rps" lines
+bench() {
+    redis-benchmark -h 127.0.0.1 -p "$1" -c "$CLIENTS" -n "$3" -P "$2" -t "$TESTS" --csv -q |
+        tail -n +2 | tr -d '"' | awk -F, '{split($1, name, " "); print name[1], $2}'
+}
+
+declare -A result
+cmds=()
+for pipeline in 1 16; do
+    n=$P1_REQUESTS
+    [ "$pipeline" = 16 ] && n=$P16_REQUESTS
+    for server in cairn redis; do
+        port=$cairn_port
+        [ "$server" = redis ] && port=$redis_port
+        cmds+=("redis-benchmark -h 127.0.0.1 -p <$server port> -c $CLIENTS -n $n -P $pipeline -t $TESTS --csv -q")
+        while read -r test rps; do
+            test=${test%% *}
+            result["$server,$pipeline,$test"]=$rps
+        done < <(bench "$port" "$pipeline" "$n")
+    done
+done
+
+{
+    echo "# Benchmarks"
+    echo
+    echo "Cairn next to Redis, measured by \`benches/compare.sh\` in one run on the same"
+    echo "machine (servers on loopback, redis-benchmark on the same host, so client and"
+    echo "servers share the cores). Regenerate with \`benches/compare.sh\`."
+    echo
+    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+    echo "- Cairn: $(target/release/cairn --version)"
+    echo "- Redis: $(redis-server --version)"
+    echo "- redis-benchmark: $(redis-benchmark --version 2>/dev/null || echo unknown)"
+    echo "- Cairn started as: \`target/release/cairn --port <port> --dir <tmp> --save \"\"\`"
+    echo "- Redis started as: \`redis-server --port <port> --bind 127.0.0.1 --dir <tmp> --save \"\" --appendonly no\`"
+    echo
+    echo "| Test | Pipeline | Cairn req/s | Redis req/s | Cairn / Redis |"
+    echo "|---|---|---|---|---|"
+    for pipeline in 1 16; do
+        for test in SET GET INCR "MSET"; do
+            key=$test
+            [ "$test" = MSET ] && key=MSET
+            c=${result["cairn,$pipeline,$key"]:-}
+            r=${result["redis,$pipeline,$key"]:-}
+            if [ -z "$c" ] || [ -z "$r" ]; then continue; fi
+            ratio=$(awk -v c="$c" -v r="$r" 'BEGIN{printf "%.2f", c/r}')
+            echo "| $test | $pipeline | $c | $r | $ratio |"
+        done
+    done
+    echo
+    echo "MSET is redis-benchmark's \"MSET (10 keys)\"."
+    echo
+    echo "Exact commands:"
+    echo
+    for c in "${cmds[@]}"; do echo "    $c"; done
+} > "$OUT"
+echo "wrote $OUT"
+cat "$OUT"

@@ -1,0 +1,425 @@
+//! Server commands and the binary's command line: INFO, CONFIG (with and
+//! without a config file), DBSIZE, TIME, COMMAND, DEBUG, SLOWLOG, ROLE,
+//! SHUTDOWN, startup errors, --help and --version.
+
+mod common;
+mod compare;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use compare::{Pair, Raw, Resp};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cairn");
+
+/// Starts the binary with exactly `args` and waits until it answers PING.
+fn start(args: &[&str], port: u16) -> Child {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn cairn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("cairn exited during startup: {st}");
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child;
+        }
+        assert!(Instant::now() < deadline, "cairn did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn write_conf(dir: &Path, text: &str) -> String {
+    let path = dir.join("cairn.conf");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn info_field(info: &str, name: &str) -> String {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("INFO has no {name}:\n{info}"))
+        .to_string()
+}
+
+#[test]
+fn help_and_version() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("Usage: cairn"), "{text}");
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("v={}", env!("CARGO_PKG_VERSION"))) && text.contains("7.0.15"),
+        "{text}"
+    );
+    let out = Command::new(BIN).arg("-v").output().unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn unknown_config_parameter_is_fatal_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_conf(dir.path(), "port 0\n# comment\n\nbogus-directive 12\n");
+    let out = Command::new(BIN).arg(&conf).output().unwrap();
+    assert!(!out.status.success(), "started despite a bad config");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 4"), "{err}");
+    assert!(err.contains(&conf), "error must name the file: {err}");
+    assert!(err.contains("bogus-directive 12"), "{err}");
+    assert!(err.contains("Bad directive"), "{err}");
+    // The same on the command line.
+    let out = Command::new(BIN)
+        .args(["--port", "0", "--no-such-thing", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-thing"), "{err}");
+    // A missing file is a clear error too.
+    let out = Command::new(BIN)
+        .arg("/nonexistent/cairn.conf")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/cairn.conf"), "{err}");
+}
+
+#[test]
+fn config_file_startup_get_set_rewrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let conf = write_conf(
+        dir.path(),
+        &format!(
+            "port {port}\nbind 127.0.0.1\ndir {}\nsave \"\"\nmaxmemory 2mb\nhz 15\n",
+            dir.path().display()
+        ),
+    );
+    let child = start(&[&conf], port);
+    let mut c = Raw::connect(port);
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "maxmemory"]).render(),
+        "[\"maxmemory\", \"2097152\"]"
+    );
+    assert_eq!(c.cmd(&["CONFIG", "GET", "hz"]).render(), "[\"hz\", \"15\"]");
+    let info = c.cmd(&["INFO", "server"]).bulk_text();
+    assert!(
+        info_field(&info, "config_file").ends_with("cairn.conf"),
+        "{info}"
+    );
+    assert_eq!(info_field(&info, "tcp_port"), port.to_string());
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "maxmemory", "3mb"]).render(),
+        "+OK"
+    );
+    assert_eq!(c.cmd(&["CONFIG", "REWRITE"]).render(), "+OK");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.trim() == "maxmemory 3145728" || l.trim() == "maxmemory 3mb"),
+        "rewritten config:\n{text}"
+    );
+    stop(child);
+    // The rewritten file starts a server with the new value.
+    let child = start(&[&conf], port);
+    let mut c = Raw::connect(port);
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "maxmemory"]).render(),
+        "[\"maxmemory\", \"3145728\"]"
+    );
+    stop(child);
+}
+
+#[test]
+fn config_get_set_like_redis() {
+    let mut p = Pair::new();
+    p.table(&[
+        ("CONFIG GET maxmemory", "[\"maxmemory\", \"0\"]"),
+        ("CONFIG GET nonexistent", "[]"),
+        ("CONFIG SET maxmemory 10mb", "+OK"),
+        ("CONFIG GET maxmemory", "[\"maxmemory\", \"10485760\"]"),
+        ("CONFIG SET maxmemory 0", "+OK"),
+        ("CONFIG SET hz 20 maxmemory-policy allkeys-lru", "+OK"),
+        ("CONFIG GET hz", "[\"hz\", \"20\"]"),
+        ("CONFIG GET maxmemory-policy", "[\"maxmemory-policy\", \"allkeys-lru\"]"),
+        ("CONFIG SET notify-keyspace-events KEA", "+OK"),
+        ("CONFIG GET notify-keyspace-events", "[\"notify-keyspace-events\", \"AKE\"]"),
+        (
+            "CONFIG SET foo bar",
+            "-ERR Unknown option or number of arguments for CONFIG SET - 'foo'",
+        ),
+        (
+            "CONFIG SET maxmemory abc",
+            "-ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be a memory value",
+        ),
+        (
+            "CONFIG SET hz 10 hz 11",
+            "-ERR CONFIG SET failed (possibly related to argument 'hz') - duplicate parameter",
+        ),
+        (
+            "CONFIG SET appendonly maybe",
+            "-ERR CONFIG SET failed (possibly related to argument 'appendonly') - argument must be 'yes' or 'no'",
+        ),
+        ("CONFIG RESETSTAT", "+OK"),
+        ("CONFIG REWRITE", "-ERR The server is running without a config file"),
+    ]);
+    p.is(&["CONFIG", "SET", "notify-keyspace-events", ""], "+OK");
+    p.is(
+        &["CONFIG", "GET", "notify-keyspace-events"],
+        "[\"notify-keyspace-events\", \"\"]",
+    );
+    // Patterns match several parameters; Redis's order is its hash order.
+    let pairs = |r: Resp| {
+        let Resp::Array(items) = r else {
+            panic!("CONFIG GET reply is not an array")
+        };
+        let mut v: Vec<(String, String)> = items
+            .chunks(2)
+            .map(|kv| (kv[0].bulk_text(), kv[1].bulk_text()))
+            .collect();
+        v.sort();
+        v
+    };
+    let got = pairs(p.c.cmd(&["CONFIG", "GET", "maxmemory*"]));
+    assert!(got.len() >= 3, "{got:?}");
+    if let Some(r) = p.r.as_mut() {
+        assert_eq!(got, pairs(r.cmd(&["CONFIG", "GET", "maxmemory*"])));
+    }
+}
+
+#[test]
+fn config_resetstat_clears_counters() {
+    let s = common::Server::cairn(&[]);
+    let mut c = Raw::connect(s.port);
+    for _ in 0..5 {
+        c.cmd(&["GET", "missing"]);
+    }
+    let cs = c.cmd(&["INFO", "commandstats"]).bulk_text();
+    assert!(cs.contains("cmdstat_get:calls=5,"), "{cs}");
+    assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]).render(), "+OK");
+    let cs = c.cmd(&["INFO", "commandstats"]).bulk_text();
+    assert!(!cs.contains("cmdstat_get:"), "{cs}");
+}
+
+#[test]
+fn info_sections_and_fields() {
+    let s = common::Server::cairn(&[]);
+    let mut c = Raw::connect(s.port);
+    c.cmd(&["SET", "a", "1"]);
+    c.cmd(&["SET", "b", "1", "EX", "100"]);
+    c.cmd(&["GET", "a"]);
+    c.cmd(&["GET", "zz"]);
+    let reply = c.cmd(&["INFO"]);
+    assert!(
+        matches!(reply, Resp::Bulk(_)),
+        "INFO is a bulk string in RESP2"
+    );
+    let info = reply.bulk_text();
+    for section in [
+        "# Server",
+        "# Clients",
+        "# Memory",
+        "# Persistence",
+        "# Stats",
+        "# Replication",
+        "# CPU",
+        "# Keyspace",
+    ] {
+        assert!(info.contains(section), "missing {section}");
+    }
+    assert!(
+        !info.contains("# Commandstats"),
+        "commandstats only on request"
+    );
+    assert_eq!(info_field(&info, "redis_version"), "7.0.15");
+    assert_eq!(info_field(&info, "tcp_port"), s.port.to_string());
+    assert_eq!(info_field(&info, "role"), "master");
+    assert_eq!(info_field(&info, "connected_clients"), "1");
+    assert_eq!(info_field(&info, "db0"), "keys=2,expires=1,avg_ttl=0");
+    assert_eq!(
+        info_field(&info, "process_id"),
+        s.pid().unwrap().to_string()
+    );
+    assert!(info
+        .lines()
+        .all(|l| l.is_empty() || l.starts_with('#') || l.contains(':')));
+    let only = c.cmd(&["INFO", "keyspace"]).bulk_text();
+    assert!(
+        only.starts_with("# Keyspace\r\n") && !only.contains("# Server"),
+        "{only}"
+    );
+    let two = c.cmd(&["INFO", "server", "clients"]).bulk_text();
+    assert!(two.contains("# Server") && two.contains("# Clients") && !two.contains("# Stats"));
+    let cs = c.cmd(&["INFO", "commandstats"]).bulk_text();
+    assert!(cs.contains("cmdstat_set:calls=2,"), "{cs}");
+    let all = c.cmd(&["INFO", "all"]).bulk_text();
+    assert!(all.contains("# Commandstats"));
+    assert!(
+        info_field(&all, "total_commands_processed")
+            .parse::<u64>()
+            .unwrap()
+            >= 6
+    );
+}
+
+#[test]
+fn misc_server_commands_like_redis() {
+    let mut p = Pair::new();
+    p.table(&[
+        ("DBSIZE", ":0"),
+        (
+            "DBSIZE x",
+            "-ERR wrong number of arguments for 'dbsize' command",
+        ),
+        ("ROLE", "[\"master\", :0, []]"),
+        ("ECHO hi", "\"hi\""),
+        ("SLOWLOG RESET", "+OK"),
+        ("SLOWLOG LEN", ":0"),
+        (
+            "SLOWLOG GET -2",
+            "-ERR count should be greater than or equal to -1",
+        ),
+        ("COMMAND GETKEYS GET a", "[\"a\"]"),
+        ("COMMAND GETKEYS MSET a 1 b 2", "[\"a\", \"b\"]"),
+        ("COMMAND GETKEYS FOO a", "-ERR Invalid command specified"),
+        (
+            "COMMAND GETKEYS PING x",
+            "-ERR The command has no key arguments",
+        ),
+        (
+            "COMMAND GETKEYS GET a b",
+            "-ERR Invalid number of arguments specified for command",
+        ),
+        (
+            "NOSUCHCMD a b",
+            "-ERR unknown command 'NOSUCHCMD', with args beginning with: 'a' 'b' ",
+        ),
+        ("SHUTDOWN FOO", "-ERR syntax error"),
+        ("SHUTDOWN ABORT", "-ERR No shutdown in progress."),
+    ]);
+    let Resp::Array(t) = p.same_shape(&["TIME"]) else {
+        panic!("TIME is an array")
+    };
+    let secs: u64 = t[0].bulk_text().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(secs.abs_diff(now) <= 2);
+    assert!(t[1].bulk_text().parse::<u32>().unwrap() < 1_000_000);
+    let get = p.c.cmd(&["COMMAND", "INFO", "get"]).render();
+    assert!(
+        get.starts_with("[[\"get\", :2, [+readonly, +fast], :1, :1, :1,"),
+        "{get}"
+    );
+    let n = p.c.cmd(&["COMMAND", "COUNT"]).int();
+    assert_eq!(n as usize, cairn::cmd::table().commands.len());
+}
+
+#[test]
+fn debug_is_refused_unless_enabled() {
+    let s = common::Server::cairn(&["--enable-debug-command", "no"]);
+    let mut c = Raw::connect(s.port);
+    let e = c.cmd(&["DEBUG", "SLEEP", "0"]).render();
+    assert!(e.starts_with("-ERR DEBUG command not allowed."), "{e}");
+}
+
+#[test]
+fn slowlog_records_slow_commands() {
+    let s = common::Server::cairn(&[]);
+    let mut c = Raw::connect(s.port);
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"])
+            .render(),
+        "+OK"
+    );
+    c.cmd(&["SET", "slowkey", "v"]);
+    let entries = c.cmd(&["SLOWLOG", "GET", "-1"]).render();
+    assert!(
+        entries.contains("[\"SET\", \"slowkey\", \"v\"]"),
+        "{entries}"
+    );
+    assert!(c.cmd(&["SLOWLOG", "LEN"]).int() >= 1);
+}
+
+#[test]
+fn shutdown_exits_cleanly() {
+    let mut s = common::Server::cairn(&[]);
+    let mut c = Raw::connect(s.port);
+    c.cmd(&["SET", "k", "v"]);
+    c.send(&["SHUTDOWN", "NOSAVE"]);
+    assert!(c.closed(), "connection stays open after SHUTDOWN");
+    let status = s
+        .wait_exit(Duration::from_secs(10))
+        .expect("cairn did not exit after SHUTDOWN");
+    assert!(status.success(), "exit status {status}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", s.port)).is_err());
+}
+
+#[test]
+fn shutdown_is_refused_inside_multi() {
+    let mut p = Pair::new();
+    p.table(&[
+        ("MULTI", "+OK"),
+        ("SHUTDOWN", "-ERR Command not allowed inside a transaction"),
+        (
+            "EXEC",
+            "-EXECABORT Transaction discarded because of previous errors.",
+        ),
+    ]);
+}
+
+#[test]
+#[ignore = "reason: bug: keyspace_hits/keyspace_misses are never counted (stats fields exist, nothing increments them)"]
+fn info_counts_keyspace_hits_and_misses() {
+    let s = common::Server::cairn(&[]);
+    let mut c = Raw::connect(s.port);
+    c.cmd(&["SET", "a", "1"]);
+    c.cmd(&["GET", "a"]);
+    c.cmd(&["GET", "zz"]);
+    c.cmd(&["MGET", "a", "zz"]);
+    let info = c.cmd(&["INFO", "stats"]).bulk_text();
+    assert_eq!(info_field(&info, "keyspace_hits"), "2");
+    assert_eq!(info_field(&info, "keyspace_misses"), "2");
+    assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]).render(), "+OK");
+    let info = c.cmd(&["INFO", "stats"]).bulk_text();
+    assert_eq!(info_field(&info, "keyspace_misses"), "0");
+}
+
+#[test]
+#[ignore = "reason: bug in src/cmd/server.rs: the invalid notify-keyspace-events error lists 'Ag$lshzxeKEtmd' (Redis: 'Ag$lshzxeKEtmdn') ; COMMAND GETKEYS <cmd> with too few args is not Redis's arity error; container commands (CONFIG/CLIENT/SLOWLOG/...) answer unknown or mis-sized subcommands with the pre-7.0 text instead of \"unknown subcommand 'X'. Try CONFIG HELP.\" / \"wrong number of arguments for 'config|set' command\"; COMMAND INFO <unknown> gives *-1 where Redis gives $-1"]
+fn server_error_texts_pending_fixes() {
+    let mut p = Pair::new();
+    p.table(&[
+        (
+            "CONFIG SET notify-keyspace-events Q",
+            "-ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'.",
+        ),
+        (
+            "CONFIG SET maxmemory",
+            "-ERR wrong number of arguments for 'config|set' command",
+        ),
+        ("CONFIG FOO", "-ERR unknown subcommand 'FOO'. Try CONFIG HELP."),
+        ("CONFIG GET", "-ERR wrong number of arguments for 'config|get' command"),
+        ("CLIENT SETNAME", "-ERR wrong number of arguments for 'client|setname' command"),
+        ("CLIENT FOO", "-ERR unknown subcommand 'FOO'. Try CLIENT HELP."),
+        ("SLOWLOG FOO", "-ERR unknown subcommand 'FOO'. Try SLOWLOG HELP."),
+        ("COMMAND INFO nosuchcommand", "[nil]"),
+        ("COMMAND GETKEYS PING", "-ERR wrong number of arguments for 'command|getkeys' command"),
+        ("COMMAND GETKEYS GET", "-ERR wrong number of arguments for 'command|getkeys' command"),
+    ]);
+}
