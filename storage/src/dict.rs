@@ -21,6 +21,9 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
         .hash_one(bytes)
 }
 
+/// A bucket: its chain of entries.
+type Chain<K, V> = Option<Box<Node<K, V>>>;
+
 struct Node<K, V> {
     hash: u64,
     key: K,
@@ -33,7 +36,7 @@ const MIN_BUCKETS: usize = 4;
 pub struct Dict<K, V> {
     // A boxed slice, not a Vec: 8 bytes less per table, and the table is
     // embedded in every large hash and set value.
-    buckets: Box<[Option<Box<Node<K, V>>>]>,
+    buckets: Box<[Chain<K, V>]>,
     len: usize,
     /// While a snapshot walks this table bucket by bucket, the key-to-bucket
     /// mapping must not change: no growing or shrinking (chains just get longer).
