@@ -336,7 +336,7 @@ pub fn canonical(param: &Param, value: &str) -> Result<String, String> {
         Kind::Str => Ok(value.to_string()),
         Kind::Save => {
             let parts: Vec<&str> = value.split_whitespace().collect();
-            if parts.len() % 2 != 0 {
+            if !parts.len().is_multiple_of(2) {
                 return Err("Invalid save parameters".into());
             }
             for x in &parts {
@@ -347,7 +347,7 @@ pub fn canonical(param: &Param, value: &str) -> Result<String, String> {
         }
         Kind::ClientOutputBufferLimit => {
             let parts: Vec<&str> = value.split_whitespace().collect();
-            if parts.is_empty() || parts.len() % 4 != 0 {
+            if parts.is_empty() || !parts.len().is_multiple_of(4) {
                 return Err("Wrong number of arguments in buffer limit configuration.".into());
             }
             let mut out = Vec::new();

@@ -407,7 +407,7 @@ fn client_kill(c: &mut Ctx, a: &Argv) {
             None => c.error("ERR No such client"),
         };
     }
-    if a.len() % 2 != 0 {
+    if !a.len().is_multiple_of(2) {
         return c.error(SYNTAX);
     }
     let mut id = None;

@@ -243,13 +243,16 @@ fn parse_cursor(arg: &[u8]) -> Option<u64> {
     Some(if neg { n.wrapping_neg() } else { n })
 }
 
-/// Parses SCAN-family options; returns (cursor, match, count, type).
+/// SCAN-family options: (cursor, MATCH pattern, COUNT, TYPE).
+pub type ScanArgs<'a> = (u64, Option<&'a [u8]>, usize, Option<Vec<u8>>);
+
+/// Parses SCAN-family options.
 pub fn parse_scan_args<'a>(
     c: &mut Ctx,
     a: &Argv<'a>,
     cursor_at: usize,
     allow_type: bool,
-) -> Option<(u64, Option<&'a [u8]>, usize, Option<Vec<u8>>)> {
+) -> Option<ScanArgs<'a>> {
     let Some(cursor) = parse_cursor(a.get(cursor_at)) else {
         c.error("ERR invalid cursor");
         return None;

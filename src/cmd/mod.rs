@@ -376,7 +376,8 @@ impl<'a> Ctx<'a> {
     }
 
     /// The value at `key` if it is a string; None if absent; Err after a
-    /// WRONGTYPE reply.
+    /// WRONGTYPE reply (the error is already written, so it carries nothing).
+    #[allow(clippy::result_unit_err)]
     pub fn get_str(&mut self, key: &[u8]) -> Result<Option<&mut Vec<u8>>, ()> {
         let db = self.client.db;
         match self.ks.lookup(db, key) {
@@ -452,7 +453,7 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Argv) 
         if !runs_inside_multi(cmd.name) {
             if cmd.has(NO_MULTI) {
                 m.failed = true;
-                out.error(&format!("ERR Command not allowed inside a transaction"));
+                out.error("ERR Command not allowed inside a transaction");
                 return;
             }
             m.queued.push((idx, argv.to_owned()));

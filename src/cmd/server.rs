@@ -326,7 +326,7 @@ fn config(c: &mut Ctx, a: &Argv) {
                 c.out.bulk(v.as_bytes());
             }
         }
-        b"set" if a.len() >= 4 && a.len() % 2 == 0 => config_set(c, a),
+        b"set" if a.len() >= 4 && a.len().is_multiple_of(2) => config_set(c, a),
         b"resetstat" if a.len() == 2 => {
             c.srv.stats.reset();
             c.srv.slowlog.lock().entries.clear();

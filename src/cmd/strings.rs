@@ -322,11 +322,9 @@ fn getex(c: &mut Ctx, a: &Argv) {
             c.propagate(&[b"PEXPIREAT".as_slice(), key, at.to_string().as_bytes()]);
             c.notify(event::GENERIC, "expire", key);
         }
-        Ttl::Persist => {
-            if c.ks.persist(db, key) {
-                c.dirty += 1;
-                c.notify(event::GENERIC, "persist", key);
-            }
+        Ttl::Persist if c.ks.persist(db, key) => {
+            c.dirty += 1;
+            c.notify(event::GENERIC, "persist", key);
         }
         _ => {}
     }
@@ -380,7 +378,7 @@ fn mget(c: &mut Ctx, a: &Argv) {
 }
 
 fn mset(c: &mut Ctx, a: &Argv) {
-    if a.len() % 2 == 0 {
+    if a.len().is_multiple_of(2) {
         return c.error(&wrong_args("mset"));
     }
     let db = c.db();
@@ -393,7 +391,7 @@ fn mset(c: &mut Ctx, a: &Argv) {
 }
 
 fn msetnx(c: &mut Ctx, a: &Argv) {
-    if a.len() % 2 == 0 {
+    if a.len().is_multiple_of(2) {
         return c.error(&wrong_args("msetnx"));
     }
     let db = c.db();
@@ -660,7 +658,9 @@ fn lcs(c: &mut Ctx, a: &Argv) {
     }
     let total = dp[n * w + m] as usize;
     let mut result = vec![0u8; total];
-    let mut matches: Vec<((usize, usize), (usize, usize), usize)> = Vec::new();
+    // (range in x, range in y, length) of each match.
+    type Match = ((usize, usize), (usize, usize), usize);
+    let mut matches: Vec<Match> = Vec::new();
     let (mut i, mut j, mut k) = (n, m, total);
     let mut cur: Option<((usize, usize), (usize, usize))> = None;
     while i > 0 && j > 0 {
