@@ -536,7 +536,9 @@ fn keyspace_notifications_and_dirty() {
     ps.set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .unwrap();
     let before = dirty(&mut con);
-    let steps: &[(&[&str], &[(&str, &str)])] = &[
+    // (command, the (event, key) notifications it must publish)
+    type Step<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+    let steps: &[Step] = &[
         (&["SADD", "a", "1", "2", "3"], &[("sadd", "a")]),
         (&["SADD", "a", "1"], &[]),
         (&["SREM", "a", "1"], &[("srem", "a")]),
