@@ -14,15 +14,118 @@ use std::time::Instant;
 use cairn_storage::aof::manifest::{base_name, incr_name};
 use cairn_storage::aof::rewrite::RespBaseSink;
 use cairn_storage::aof::{self, AofLog, Durable, FsyncPolicy, Manifest, RecordWriter, HEADER};
+use cairn_storage::fs::FsFile;
 use cairn_storage::fs::{DirLock, Fs, StdFs};
 use cairn_storage::keyspace::SnapshotProgress;
+use cairn_storage::rdb::{RdbSink, SaveOptions};
+use cairn_storage::snapshot::SnapshotSink;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::server::Server;
 
-/// Buckets the rewrite walker serializes per shard-lock hold.
-const REWRITE_BUCKETS_PER_STEP: usize = 64;
+/// Buckets the snapshot walker serializes per shard-lock hold: bounds both
+/// the pause a walk step causes and the data queued for the file.
+const SNAPSHOT_BUCKETS_PER_STEP: usize = 64;
+
+/// What a fork-free snapshot is written as.
+enum SnapshotFormat {
+    Rdb(Arc<RdbSink>),
+    Resp(Arc<RespBaseSink>),
+}
+
+impl SnapshotFormat {
+    fn sink(&self) -> Arc<dyn SnapshotSink> {
+        match self {
+            SnapshotFormat::Rdb(s) => s.clone(),
+            SnapshotFormat::Resp(s) => s.clone(),
+        }
+    }
+    fn pending(&self) -> usize {
+        match self {
+            SnapshotFormat::Rdb(s) => s.pending(),
+            SnapshotFormat::Resp(s) => s.pending(),
+        }
+    }
+    fn drain_to(&self, f: &Arc<dyn FsFile>) -> std::io::Result<()> {
+        match self {
+            SnapshotFormat::Rdb(s) => s.drain_to(f),
+            SnapshotFormat::Resp(s) => s.drain_to(f).map(|_| ()),
+        }
+    }
+    fn finish(&self, f: &Arc<dyn FsFile>) -> std::io::Result<()> {
+        match self {
+            SnapshotFormat::Rdb(s) => s.finish(f).map(|_| ()),
+            SnapshotFormat::Resp(s) => s.drain_to(f).map(|_| ()),
+        }
+    }
+}
+
+/// Outcome of writing a snapshot file.
+struct Written {
+    bytes: u64,
+    /// Peak bytes serialized but not yet written: the snapshot's extra memory.
+    peak_pending: usize,
+    aborted: bool,
+}
+
+/// Takes a point-in-time snapshot (T = when every shard is held inside
+/// `begin_snapshot`, where `at_instant` runs) and writes it to `tmp`, fsynced.
+fn write_snapshot_file(
+    srv: &Server,
+    tmp: &std::path::Path,
+    format: &SnapshotFormat,
+    at_instant: impl FnOnce(),
+) -> Result<Written, String> {
+    let p = &srv.persistence;
+    let file: Arc<dyn FsFile> = Arc::from(
+        p.fs.create(tmp)
+            .map_err(|e| io_err("creating the temporary snapshot file", e))?,
+    );
+    let generation = srv
+        .ks
+        .begin_snapshot(format.sink(), at_instant)
+        .ok_or("ERR Background save already in progress")?;
+    let mut peak = 0usize;
+    let mut aborted = false;
+    loop {
+        let step = srv.ks.snapshot_step(generation, SNAPSHOT_BUCKETS_PER_STEP);
+        peak = peak.max(format.pending());
+        if let Err(e) = format.drain_to(&file) {
+            // Let the walk finish so the tables unfreeze, then report.
+            while srv.ks.snapshot_step(generation, usize::MAX) == SnapshotProgress::More {}
+            return Err(io_err("writing the snapshot", e));
+        }
+        match step {
+            SnapshotProgress::More => {}
+            SnapshotProgress::Done => break,
+            SnapshotProgress::Aborted => {
+                aborted = true;
+                break;
+            }
+        }
+    }
+    format
+        .finish(&file)
+        .and_then(|_| file.sync_data())
+        .map_err(|e| io_err("writing the snapshot", e))?;
+    let bytes = file.size().unwrap_or(0);
+    Ok(Written {
+        bytes,
+        peak_pending: peak,
+        aborted,
+    })
+}
+
+fn rdb_save_options(srv: &Server, aof_base: bool) -> SaveOptions {
+    let c = srv.config.read();
+    SaveOptions {
+        compression: c.get_bool("rdbcompression"),
+        checksum: c.get_bool("rdbchecksum"),
+        aof_base,
+        used_mem: 0,
+    }
+}
 
 pub struct Persistence {
     pub fs: Arc<dyn Fs>,
@@ -43,6 +146,17 @@ pub struct Persistence {
     pub base_size: AtomicU64,
     /// Peak bytes the rewrite held in memory (queued serialized data).
     pub last_rewrite_peak_bytes: AtomicU64,
+    pub bgsave_in_progress: AtomicBool,
+    pub bgsave_started: Mutex<Option<Instant>>,
+    pub last_bgsave_ok: AtomicBool,
+    pub last_bgsave_secs: AtomicI64,
+    /// Unix seconds of the last BGSAVE attempt (retry delay after failures).
+    pub last_bgsave_try: AtomicU64,
+    pub rdb_saves: AtomicU64,
+    /// BGSAVE SCHEDULE waiting for a rewrite to finish.
+    pub bgsave_scheduled: AtomicBool,
+    /// The extra memory the last snapshot held (INFO rdb_last_cow_size).
+    pub last_cow_bytes: AtomicU64,
 }
 
 impl Default for Persistence {
@@ -95,6 +209,14 @@ impl Persistence {
             rewrite_started: Mutex::new(None),
             base_size: AtomicU64::new(0),
             last_rewrite_peak_bytes: AtomicU64::new(0),
+            bgsave_in_progress: AtomicBool::new(false),
+            bgsave_started: Mutex::new(None),
+            last_bgsave_ok: AtomicBool::new(true),
+            last_bgsave_secs: AtomicI64::new(-1),
+            last_bgsave_try: AtomicU64::new(0),
+            rdb_saves: AtomicU64::new(0),
+            bgsave_scheduled: AtomicBool::new(false),
+            last_cow_bytes: AtomicU64::new(0),
         }
     }
 
@@ -263,8 +385,13 @@ pub fn startup(srv: &Arc<Server>) -> Result<(), String> {
         &paths.dirname,
         &paths.filename,
         load_truncated,
-        &mut |_rdb: &[u8]| {
-            Err("an RDB-preamble base needs the RDB loader (not built yet)".to_string())
+        &mut |rdb: &[u8]| {
+            let snap =
+                cairn_storage::rdb::parse(rdb, srv.ks.db_count()).map_err(|e| e.to_string())?;
+            let mut ks = srv.ks.lock_all(cairn_storage::keyspace::now_ms());
+            ks.no_expire = true;
+            cairn_storage::rdb::install(snap, &mut ks);
+            Ok(())
         },
         &mut |args: &[&[u8]]| replay.apply(args),
     )
@@ -336,11 +463,18 @@ pub fn startup(srv: &Arc<Server>) -> Result<(), String> {
 
 /// BGREWRITEAOF without fork. Runs on its own thread; returns an error
 /// message if one is already running.
-pub fn start_rewrite(srv: &Arc<Server>) -> Result<(), String> {
+/// Returns Ok(false) when it was only scheduled (a BGSAVE runs; the cron
+/// starts the rewrite when it ends).
+pub fn start_rewrite(srv: &Arc<Server>) -> Result<bool, String> {
     let p = &srv.persistence;
+    if p.bgsave_in_progress.load(Ordering::Acquire) {
+        p.rewrite_scheduled.store(true, Ordering::Release);
+        return Ok(false);
+    }
     if p.rewrite_in_progress.swap(true, Ordering::AcqRel) {
         return Err("ERR Background append only file rewriting already in progress".into());
     }
+    p.rewrite_scheduled.store(false, Ordering::Release);
     *p.rewrite_started.lock() = Some(Instant::now());
     let srv = srv.clone();
     let spawned = std::thread::Builder::new()
@@ -366,7 +500,7 @@ pub fn start_rewrite(srv: &Arc<Server>) -> Result<(), String> {
         p.rewrite_in_progress.store(false, Ordering::Release);
         return Err(format!("ERR cannot start the AOF rewrite: {e}"));
     }
-    Ok(())
+    Ok(true)
 }
 
 fn rewrite(srv: &Arc<Server>) -> Result<(), String> {
@@ -399,72 +533,64 @@ fn rewrite(srv: &Arc<Server>) -> Result<(), String> {
     }
     // 2. The new base is written from a snapshot taken at instant T; at T the
     //    log switches to the new incremental file.
+    let preamble = srv.config.read().get_bool("aof-use-rdb-preamble");
     let base_seq = manifest.next_base_seq();
-    let base_file_name = base_name(&paths.filename, base_seq, false);
+    let base_file_name = base_name(&paths.filename, base_seq, preamble);
     let tmp = paths
         .dir()
         .join(format!("temp-rewriteaof-{}.aof", std::process::id()));
-    let base: Arc<dyn cairn_storage::fs::FsFile> = Arc::from(
-        p.fs.create(&tmp)
-            .map_err(|e| io_err("creating the temporary base", e))?,
-    );
-    let sink = Arc::new(RespBaseSink::default());
+    let format = if preamble {
+        SnapshotFormat::Rdb(Arc::new(RdbSink::new(
+            cairn_storage::keyspace::now_ms(),
+            rdb_save_options(srv, true),
+        )))
+    } else {
+        SnapshotFormat::Resp(Arc::new(RespBaseSink::default()))
+    };
     let mut switch_error = None;
     let mut incr = Some(incr);
-    let generation = srv
-        .ks
-        .begin_snapshot(sink.clone(), || {
-            let file = incr.take().expect("switch once");
-            let old = p.aof.read().clone();
-            match old {
-                Some(log) if !log.is_failed() => log.rotate(file),
-                _ => {
-                    // Off, or poisoned: a fresh writer on the fresh file.
-                    let start_lsn = old.as_ref().map_or(0, |l| l.appended_lsn());
-                    match AofLog::start(file, HEADER.len() as u64, start_lsn, policy, p.notify_fn())
-                    {
-                        Ok(log) => {
-                            *p.aof.write() = Some(log);
-                            p.wait_for_fsync
-                                .store(policy == FsyncPolicy::Always, Ordering::Release);
-                            p.aof_on.store(true, Ordering::Release);
-                            if let Some(old) = old {
-                                old.shutdown();
-                            }
+    let written = write_snapshot_file(srv, &tmp, &format, || {
+        let file = incr.take().expect("switch once");
+        let old = p.aof.read().clone();
+        match old {
+            Some(log) if !log.is_failed() => log.rotate(file),
+            _ => {
+                // Off, or poisoned: a fresh writer on the fresh file.
+                let start_lsn = old.as_ref().map_or(0, |l| l.appended_lsn());
+                match AofLog::start(file, HEADER.len() as u64, start_lsn, policy, p.notify_fn()) {
+                    Ok(log) => {
+                        *p.aof.write() = Some(log);
+                        p.wait_for_fsync
+                            .store(policy == FsyncPolicy::Always, Ordering::Release);
+                        p.aof_on.store(true, Ordering::Release);
+                        if let Some(old) = old {
+                            old.shutdown();
                         }
-                        Err(e) => switch_error = Some(io_err("starting the AOF writer", e)),
                     }
+                    Err(e) => switch_error = Some(io_err("starting the AOF writer", e)),
                 }
             }
-        })
-        .ok_or("ERR a snapshot is already in progress")?;
+        }
+    });
     if let Some(e) = switch_error {
+        let _ = p.fs.remove(&tmp);
         return Err(e);
     }
-    let mut peak = 0usize;
-    loop {
-        let step = srv.ks.snapshot_step(generation, REWRITE_BUCKETS_PER_STEP);
-        peak = peak.max(sink.pending());
-        sink.drain_to(&base)
-            .map_err(|e| io_err("writing the new AOF base", e))?;
-        match step {
-            SnapshotProgress::More => {}
-            SnapshotProgress::Done => break,
-            SnapshotProgress::Aborted => {
-                // FLUSHALL & co replaced the data: the base must be empty and
-                // the new incr file holds the flush and what followed.
-                base.set_len(0)
-                    .map_err(|e| io_err("resetting the new AOF base", e))?;
-                break;
-            }
-        }
+    let written = written.inspect_err(|_| {
+        let _ = p.fs.remove(&tmp);
+    })?;
+    if written.aborted {
+        // FLUSHALL & co replaced the data during the walk; the incr file
+        // holds the flush and everything after it, so an empty base is exact.
+        let f =
+            p.fs.create(&tmp)
+                .map_err(|e| io_err("resetting the new AOF base", e))?;
+        f.sync_data()
+            .map_err(|e| io_err("resetting the new AOF base", e))?;
     }
     p.last_rewrite_peak_bytes
-        .store(peak as u64, Ordering::Relaxed);
-    base.sync_data()
-        .map_err(|e| io_err("fsync of the new AOF base", e))?;
-    let base_len = base.size().unwrap_or(0);
-    drop(base);
+        .store(written.peak_pending as u64, Ordering::Relaxed);
+    let base_len = if written.aborted { 0 } else { written.bytes };
     let base_path = paths.dir().join(&base_file_name);
     p.fs.durable_rename(&tmp, &base_path)
         .map_err(|e| io_err("installing the new AOF base", e))?;
@@ -498,4 +624,127 @@ fn rewrite(srv: &Arc<Server>) -> Result<(), String> {
     }
     let _ = p.fs.sync_dir(&paths.dir());
     Ok(())
+}
+
+/// BGSAVE without fork: a point-in-time snapshot written while clients keep
+/// writing, then installed over `dbfilename` atomically. Any failure leaves
+/// the previous file in place.
+pub fn start_bgsave(srv: &Arc<Server>) -> Result<(), String> {
+    let p = &srv.persistence;
+    if p.bgsave_in_progress.swap(true, Ordering::AcqRel) {
+        return Err("ERR Background save already in progress".into());
+    }
+    if p.rewrite_in_progress.load(Ordering::Acquire) {
+        p.bgsave_in_progress.store(false, Ordering::Release);
+        return Err("ERR Background append only file rewriting in progress".into());
+    }
+    *p.bgsave_started.lock() = Some(Instant::now());
+    let srv2 = srv.clone();
+    let spawned = std::thread::Builder::new()
+        .name("cairn-bgsave".into())
+        .spawn(move || {
+            let srv = srv2;
+            let t = Instant::now();
+            let r = bgsave(&srv);
+            let p = &srv.persistence;
+            match &r {
+                Ok(()) => tracing::info!("Background saving terminated with success"),
+                Err(e) => tracing::warn!("Background saving error: {e}"),
+            }
+            p.last_bgsave_ok.store(r.is_ok(), Ordering::Release);
+            p.last_bgsave_secs
+                .store(t.elapsed().as_secs() as i64, Ordering::Relaxed);
+            p.last_bgsave_try
+                .store(cairn_storage::keyspace::now_ms() / 1000, Ordering::Relaxed);
+            *p.bgsave_started.lock() = None;
+            p.bgsave_in_progress.store(false, Ordering::Release);
+        });
+    if let Err(e) = spawned {
+        p.bgsave_in_progress.store(false, Ordering::Release);
+        return Err(format!("ERR cannot start the background save: {e}"));
+    }
+    Ok(())
+}
+
+fn bgsave(srv: &Arc<Server>) -> Result<(), String> {
+    let p = &srv.persistence;
+    let (dir, file) = {
+        let c = srv.config.read();
+        (PathBuf::from(c.get("dir")), c.get("dbfilename").to_string())
+    };
+    let tmp = dir.join(format!("temp-{}.rdb", std::process::id()));
+    let format = SnapshotFormat::Rdb(Arc::new(RdbSink::new(
+        cairn_storage::keyspace::now_ms(),
+        rdb_save_options(srv, false),
+    )));
+    let mut dirty_at_t = 0;
+    let written = write_snapshot_file(srv, &tmp, &format, || {
+        dirty_at_t = srv.dirty.load(Ordering::Acquire);
+    });
+    let written = match written {
+        Ok(w) if !w.aborted => w,
+        Ok(_) => {
+            let _ = p.fs.remove(&tmp);
+            return Err("the data set was flushed during the save".into());
+        }
+        Err(e) => {
+            let _ = p.fs.remove(&tmp);
+            return Err(e);
+        }
+    };
+    p.fs.durable_rename(&tmp, &dir.join(&file))
+        .map_err(|e| io_err("installing the snapshot", e))?;
+    p.last_cow_bytes
+        .store(written.peak_pending as u64, Ordering::Relaxed);
+    p.rdb_saves.fetch_add(1, Ordering::Relaxed);
+    // Changes made after T still count toward the next save.
+    let _ = srv
+        .dirty
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
+            Some(d.saturating_sub(dirty_at_t))
+        });
+    srv.rdb.mark_saved();
+    tracing::info!(
+        "DB saved on disk ({} bytes, peak {} bytes queued)",
+        written.bytes,
+        written.peak_pending
+    );
+    Ok(())
+}
+
+/// The `save <seconds> <changes>` rules, checked by the server cron.
+pub fn save_rules_due(srv: &Server) -> bool {
+    let p = &srv.persistence;
+    if p.bgsave_in_progress.load(Ordering::Acquire) || p.rewrite_in_progress.load(Ordering::Acquire)
+    {
+        return false;
+    }
+    let rules = srv.config.read().get("save").to_string();
+    let words: Vec<u64> = rules
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let dirty = srv.dirty.load(Ordering::Relaxed);
+    let now = cairn_storage::keyspace::now_ms() / 1000;
+    let since_save = now.saturating_sub(srv.rdb.lastsave());
+    // After a failed save, wait before retrying, as Redis does.
+    let retry_ok = p.last_bgsave_ok.load(Ordering::Acquire)
+        || now.saturating_sub(p.last_bgsave_try.load(Ordering::Relaxed)) >= 5;
+    retry_ok
+        && words
+            .chunks(2)
+            .any(|r| r.len() == 2 && dirty >= r[1] && r[1] > 0 && since_save >= r[0])
+}
+
+/// The MISCONF refusal when RDB saving fails and stop-writes-on-bgsave-error.
+pub fn bgsave_write_error(srv: &Server) -> Option<String> {
+    let p = &srv.persistence;
+    if p.last_bgsave_ok.load(Ordering::Acquire) {
+        return None;
+    }
+    let c = srv.config.read();
+    if !c.get_bool("stop-writes-on-bgsave-error") || c.get("save").trim().is_empty() {
+        return None;
+    }
+    Some("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.".into())
 }

@@ -166,6 +166,7 @@ impl Server {
         if appendonly && !on && !self.persistence.rewrite_in_progress.load(Ordering::Acquire) {
             // Turning the AOF on writes a base from a snapshot first.
             crate::persistence::start_rewrite(&self.arc())?;
+            // (scheduled if a BGSAVE runs: the cron starts it afterwards)
         } else if !appendonly && on {
             self.persistence.stop_log()?;
         }
@@ -226,7 +227,10 @@ impl Server {
     /// Why a write must be refused now (MISCONF, OOM), if it must.
     pub fn deny_write_reason(&self, cmd: &Command) -> Option<String> {
         if cmd.has(cmd::WRITE) {
-            return self.persistence.write_error();
+            return self
+                .persistence
+                .write_error()
+                .or_else(|| crate::persistence::bgsave_write_error(self));
         }
         None
     }
@@ -455,6 +459,23 @@ async fn cron(srv: Arc<Server>) {
         );
         last_cmds = total;
         last_at = Instant::now();
+        let p = &srv.persistence;
+        let scheduled = p.bgsave_scheduled.load(Ordering::Acquire)
+            && !p.rewrite_in_progress.load(Ordering::Acquire);
+        if p.rewrite_scheduled.load(Ordering::Acquire)
+            && !p.bgsave_in_progress.load(Ordering::Acquire)
+            && !p.rewrite_in_progress.load(Ordering::Acquire)
+        {
+            if let Err(e) = crate::persistence::start_rewrite(&srv) {
+                tracing::warn!("scheduled AOF rewrite: {e}");
+            }
+        }
+        if scheduled || crate::persistence::save_rules_due(&srv) {
+            p.bgsave_scheduled.store(false, Ordering::Release);
+            if let Err(e) = crate::persistence::start_bgsave(&srv) {
+                tracing::debug!("save rules: {e}");
+            }
+        }
         let timeout = srv.timeout_secs.load(Ordering::Relaxed);
         if timeout > 0 {
             let clients: Vec<Arc<ClientHandle>> = srv.clients.lock().values().cloned().collect();

@@ -14,9 +14,12 @@ pub const COMMANDS: &[Command] = &[Command::new(
 
 fn bgrewriteaof(c: &mut Ctx, _a: &Argv) {
     match crate::persistence::start_rewrite(&c.srv.arc()) {
-        Ok(()) => c
+        Ok(true) => c
             .out
             .simple("Background append only file rewriting started"),
+        Ok(false) => c
+            .out
+            .simple("Background append only file rewriting scheduled"),
         Err(e) => c.error(&e),
     }
 }

@@ -13,6 +13,14 @@ use crate::server::Server;
 
 pub const COMMANDS: &[Command] = &[
     Command::new(
+        "bgsave",
+        -1,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        KeySpec::None,
+        "server",
+        bgsave,
+    ),
+    Command::new(
         "save",
         1,
         ADMIN | NOSCRIPT | NO_MULTI,
@@ -64,6 +72,10 @@ impl State {
     pub fn lastsave(&self) -> u64 {
         self.lastsave.load(Relaxed)
     }
+    /// Records a successful save now.
+    pub fn mark_saved(&self) {
+        self.lastsave.store(now_ms() / 1000, Relaxed);
+    }
 }
 
 fn rdb_path(srv: &Server) -> (PathBuf, String) {
@@ -92,7 +104,10 @@ pub fn save_locked(srv: &Server, ks: &mut Locked) -> std::io::Result<()> {
             let _ = srv
                 .dirty
                 .fetch_update(Relaxed, Relaxed, |d| Some(d.saturating_sub(dirty_before)));
-            srv.rdb.lastsave.store(now_ms() / 1000, Relaxed);
+            srv.rdb.mark_saved();
+            srv.persistence
+                .last_bgsave_ok
+                .store(true, std::sync::atomic::Ordering::Release);
             tracing::info!("DB saved on disk");
             Ok(())
         }
@@ -301,4 +316,24 @@ fn restore(c: &mut Ctx, a: &Argv) {
     c.signal_ready(key);
     c.dirty += 1;
     c.out.ok();
+}
+
+fn bgsave(c: &mut Ctx, a: &Argv) {
+    if a.len() > 2 || (a.len() == 2 && !a.get(1).eq_ignore_ascii_case(b"schedule")) {
+        return c.error(SYNTAX);
+    }
+    let p = &c.srv.persistence;
+    if a.len() == 2
+        && p.rewrite_in_progress
+            .load(std::sync::atomic::Ordering::Acquire)
+    {
+        // SCHEDULE: run when the rewrite is done.
+        p.bgsave_scheduled
+            .store(true, std::sync::atomic::Ordering::Release);
+        return c.out.simple("Background saving scheduled");
+    }
+    match crate::persistence::start_bgsave(&c.srv.arc()) {
+        Ok(()) => c.out.simple("Background saving started"),
+        Err(e) => c.error(&e),
+    }
 }

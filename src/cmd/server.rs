@@ -165,9 +165,17 @@ pub fn info_text(c: &Ctx, sections: &[String]) -> String {
             .map_or(-1, |t| t.elapsed().as_secs() as i64);
         let _ = write!(
             out,
-            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{}\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_rewrite_buffer_peak_bytes:{}\r\naof_last_write_status:{}\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{}\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_rewrite_buffer_peak_bytes:{}\r\naof_last_write_status:{}\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
             srv.dirty.load(Relaxed),
-            cairn_storage::keyspace::now_ms() / 1000 - uptime,
+            p.bgsave_in_progress.load(Relaxed) as u8,
+            srv.rdb.lastsave(),
+            if p.last_bgsave_ok.load(Relaxed) { "ok" } else { "err" },
+            p.last_bgsave_secs.load(Relaxed),
+            p.bgsave_started
+                .lock()
+                .map_or(-1, |t| t.elapsed().as_secs() as i64),
+            p.rdb_saves.load(Relaxed),
+            p.last_cow_bytes.load(Relaxed),
             p.aof_on() as u8,
             rewriting as u8,
             p.last_rewrite_secs.load(Relaxed),

@@ -122,6 +122,33 @@ impl Server {
         })
     }
 
+    /// A real redis-server on an existing dir (interop tests); callers check
+    /// availability first with [`Server::redis`].
+    pub fn redis_in(dir: &Path, args: &[&str]) -> Server {
+        let port = free_port();
+        let mut child = Command::new("redis-server")
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(dir)
+            .arg("--save")
+            .arg("")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        wait_ready(port, &mut child, "redis-server");
+        Server {
+            child: Some(child),
+            port,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+        }
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }

@@ -186,6 +186,57 @@ fn aux(buf: &mut Vec<u8>, k: &str, v: &str) {
     put_string(buf, v.as_bytes(), false);
 }
 
+/// The header: magic, version and aux fields.
+pub fn header(now_ms: u64, opts: &SaveOptions) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(256);
+    buf.extend_from_slice(format!("REDIS{RDB_VERSION:04}").as_bytes());
+    aux(&mut buf, "redis-ver", "7.0.15");
+    aux(&mut buf, "redis-bits", "64");
+    aux(&mut buf, "ctime", &(now_ms / 1000).to_string());
+    aux(&mut buf, "used-mem", &opts.used_mem.to_string());
+    aux(&mut buf, "aof-base", if opts.aof_base { "1" } else { "0" });
+    buf
+}
+
+/// One key: [EXPIRETIME_MS] type key value. `val` is scratch space.
+pub fn put_entry(
+    buf: &mut Vec<u8>,
+    val: &mut Vec<u8>,
+    key: &[u8],
+    entry: &crate::keyspace::Entry,
+    compress: bool,
+) -> io::Result<()> {
+    if let Some(at) = entry.expire_at_ms() {
+        buf.push(OP_EXPIRETIME_MS);
+        buf.extend_from_slice(&at.to_le_bytes());
+    }
+    // The type byte goes before the key: serialize the value aside.
+    val.clear();
+    put_value(val, &entry.value, compress)?;
+    buf.push(val[0]);
+    put_string(buf, key, compress);
+    buf.extend_from_slice(&val[1..]);
+    Ok(())
+}
+
+/// SELECTDB for `db`.
+pub fn put_select(buf: &mut Vec<u8>, db: usize) {
+    buf.push(OP_SELECTDB);
+    put_len(buf, db as u64);
+}
+
+/// The EOF opcode and the checksum of everything before it (0 if disabled).
+pub fn trailer(crc_so_far: u64, checksum: bool) -> Vec<u8> {
+    let crc = if checksum {
+        crc64(crc_so_far, &[OP_EOF])
+    } else {
+        0
+    };
+    let mut out = vec![OP_EOF];
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
 /// Serializes every live key of the locked keyspace (all shards held) as an
 /// RDB file into `w`. Returns the bytes written.
 pub fn write_snapshot<W: Write>(w: W, ks: &mut Locked, opts: &SaveOptions) -> io::Result<u64> {
@@ -195,14 +246,7 @@ pub fn write_snapshot<W: Write>(w: W, ks: &mut Locked, opts: &SaveOptions) -> io
         checksum: opts.checksum,
         written: 0,
     };
-    let mut buf = Vec::with_capacity(1 << 12);
-    buf.extend_from_slice(format!("REDIS{RDB_VERSION:04}").as_bytes());
-    aux(&mut buf, "redis-ver", "7.0.15");
-    aux(&mut buf, "redis-bits", "64");
-    let ctime = (ks.now_ms / 1000).to_string();
-    aux(&mut buf, "ctime", &ctime);
-    aux(&mut buf, "used-mem", &opts.used_mem.to_string());
-    aux(&mut buf, "aof-base", if opts.aof_base { "1" } else { "0" });
+    let mut buf = header(ks.now_ms, opts);
     sink.put(&buf)?;
     let db_count = ks.keyspace().db_count();
     for db in 0..db_count {
@@ -211,8 +255,7 @@ pub fn write_snapshot<W: Write>(w: W, ks: &mut Locked, opts: &SaveOptions) -> io
             continue;
         }
         buf.clear();
-        buf.push(OP_SELECTDB);
-        put_len(&mut buf, db as u64);
+        put_select(&mut buf, db);
         buf.push(OP_RESIZEDB);
         put_len(&mut buf, keys as u64);
         put_len(&mut buf, ks.db_expires_len(db) as u64);
@@ -224,19 +267,10 @@ pub fn write_snapshot<W: Write>(w: W, ks: &mut Locked, opts: &SaveOptions) -> io
                 return;
             }
             buf.clear();
-            if let Some(at) = e.expire_at_ms() {
-                buf.push(OP_EXPIRETIME_MS);
-                buf.extend_from_slice(&at.to_le_bytes());
-            }
-            // The type byte goes before the key: serialize the value aside.
-            val.clear();
-            if let Err(err) = put_value(&mut val, &e.value, opts.compression) {
+            if let Err(err) = put_entry(&mut buf, &mut val, k, e, opts.compression) {
                 failed = Some(err);
                 return;
             }
-            buf.push(val[0]);
-            put_string(&mut buf, k, opts.compression);
-            buf.extend_from_slice(&val[1..]);
             if let Err(err) = sink.put(&buf) {
                 failed = Some(err);
             }
@@ -245,8 +279,8 @@ pub fn write_snapshot<W: Write>(w: W, ks: &mut Locked, opts: &SaveOptions) -> io
             return Err(e);
         }
     }
-    sink.put(&[OP_EOF])?;
-    let crc = if opts.checksum { sink.crc } else { 0 };
-    sink.put(&crc.to_le_bytes())?;
+    let t = trailer(sink.crc, opts.checksum);
+    sink.w.write_all(&t)?;
+    sink.written += t.len() as u64;
     Ok(sink.written)
 }

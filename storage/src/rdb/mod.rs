@@ -12,6 +12,7 @@ mod compact;
 mod decode;
 mod encode;
 mod lzf;
+pub mod sink;
 
 use std::fmt;
 use std::io::Write;
@@ -22,6 +23,7 @@ use crate::value::Value;
 
 pub use decode::parse;
 pub use encode::{dump_payload, write_snapshot, SaveOptions};
+pub use sink::RdbSink;
 
 /// The version this writer produces (Redis 7.0).
 pub const RDB_VERSION: u32 = 10;

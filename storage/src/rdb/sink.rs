@@ -1,0 +1,105 @@
+//! An RDB file produced from a fork-free snapshot (BGSAVE, AOF rewrite with an
+//! RDB preamble, SYNC): buckets arrive in any order, each prefixed by a
+//! SELECTDB when the database changes, and are drained to the file between
+//! walk steps with a running CRC-64.
+
+use std::io;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::encode::{header, put_entry, put_select, trailer};
+use super::SaveOptions;
+use crate::crc64::crc64;
+use crate::fs::FsFile;
+use crate::keyspace::{Entry, Key};
+use crate::snapshot::SnapshotSink;
+
+struct Pending {
+    buf: Vec<u8>,
+    cur_db: Option<usize>,
+    scratch: Vec<u8>,
+    /// First encoding error (e.g. a type the format cannot hold).
+    error: Option<String>,
+}
+
+pub struct RdbSink {
+    pending: Mutex<Pending>,
+    crc: Mutex<u64>,
+    opts: SaveOptions,
+    written: Mutex<u64>,
+}
+
+impl RdbSink {
+    /// A sink whose file starts with the header for a snapshot taken at `now_ms`.
+    pub fn new(now_ms: u64, opts: SaveOptions) -> Self {
+        RdbSink {
+            pending: Mutex::new(Pending {
+                buf: header(now_ms, &opts),
+                cur_db: None,
+                scratch: Vec::new(),
+                error: None,
+            }),
+            crc: Mutex::new(0),
+            opts,
+            written: Mutex::new(0),
+        }
+    }
+
+    /// Writes what accumulated to `file`.
+    pub fn drain_to(&self, file: &Arc<dyn FsFile>) -> io::Result<()> {
+        let data = {
+            let mut p = self.pending.lock();
+            if let Some(e) = p.error.take() {
+                return Err(io::Error::other(e));
+            }
+            std::mem::take(&mut p.buf)
+        };
+        if data.is_empty() {
+            return Ok(());
+        }
+        if self.opts.checksum {
+            let mut crc = self.crc.lock();
+            *crc = crc64(*crc, &data);
+        }
+        file.write_all(&data)?;
+        *self.written.lock() += data.len() as u64;
+        Ok(())
+    }
+
+    /// Drains the rest and writes EOF and the checksum.
+    pub fn finish(&self, file: &Arc<dyn FsFile>) -> io::Result<u64> {
+        self.drain_to(file)?;
+        let t = trailer(*self.crc.lock(), self.opts.checksum);
+        file.write_all(&t)?;
+        let mut w = self.written.lock();
+        *w += t.len() as u64;
+        Ok(*w)
+    }
+
+    /// Bytes serialized and not yet written: the snapshot's extra memory.
+    pub fn pending(&self) -> usize {
+        self.pending.lock().buf.len()
+    }
+}
+
+impl SnapshotSink for RdbSink {
+    fn bucket(&self, db: usize, entries: &mut dyn Iterator<Item = (&Key, &Entry)>) {
+        let mut g = self.pending.lock();
+        let Pending {
+            buf,
+            cur_db,
+            scratch,
+            error,
+        } = &mut *g;
+        for (k, e) in entries {
+            if *cur_db != Some(db) {
+                put_select(buf, db);
+                *cur_db = Some(db);
+            }
+            if let Err(err) = put_entry(buf, scratch, k, e, self.opts.compression) {
+                error.get_or_insert_with(|| format!("key '{}': {err}", String::from_utf8_lossy(k)));
+            }
+        }
+    }
+}
