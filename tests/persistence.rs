@@ -226,8 +226,7 @@ fn incr_file(dir: &Path) -> std::path::PathBuf {
         std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
     let name = manifest
         .lines()
-        .filter(|l| l.contains("type i"))
-        .last()
+        .rfind(|l| l.contains("type i"))
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap()
         .to_string();
