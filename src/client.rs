@@ -23,6 +23,8 @@ pub struct ClientHandle {
     pub db: AtomicUsize,
     /// Index of the last command run, into the command table.
     pub last_cmd: AtomicUsize,
+    /// Its subcommand, an index into the command's `subcommands` (usize::MAX: none).
+    pub last_sub: AtomicUsize,
     pub last_interaction: Mutex<Instant>,
     pub resp3: AtomicBool,
     pub killed: AtomicBool,
@@ -72,6 +74,19 @@ pub struct Blocked {
     pub on_timeout: TimeoutReply,
 }
 
+/// CLIENT REPLY state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    /// No replies until CLIENT REPLY ON.
+    Off,
+    /// Set by CLIENT REPLY SKIP while it runs: its own reply is dropped and
+    /// the next command's too.
+    SkipNext,
+    /// The next command's reply is dropped.
+    Skip,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub enum TimeoutReply {
     NullArray,
@@ -94,6 +109,7 @@ pub struct Client {
     pub patterns: std::collections::BTreeSet<Vec<u8>>,
     /// Set when the peer is on loopback (protected mode, DEBUG 'local').
     pub is_local: bool,
+    pub reply_mode: ReplyMode,
 }
 
 impl Client {
@@ -112,6 +128,7 @@ impl Client {
             channels: Default::default(),
             patterns: Default::default(),
             is_local,
+            reply_mode: ReplyMode::On,
         }
     }
 

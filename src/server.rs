@@ -62,33 +62,42 @@ pub struct Server {
     pub active_expire_enabled: AtomicBool,
 }
 
+/// notify-keyspace-events letters, one bit each (by position here).
+const NOTIFY_LETTERS: &[u8] = b"g$lshzxetdKEmn";
+/// What 'A' stands for: every event class (not K/E/m/n).
+const NOTIFY_ALL: &[u8] = b"g$lshzxetd";
+
 /// notify-keyspace-events letters to bits.
 pub fn parse_notify_flags(s: &str) -> Option<u64> {
     let mut f = 0u64;
     for c in s.bytes() {
-        let bits: &[u8] = match c {
-            b'A' => b"g$lshzxet",
-            b'g' | b'$' | b'l' | b's' | b'h' | b'z' | b'x' | b'e' | b'K' | b'E' | b't' | b'm'
-            | b'd' | b'n' => std::slice::from_ref(&c),
-            _ => return None,
-        };
-        for &b in bits {
-            f |= 1 << (b % 64);
+        if c == b'A' {
+            f |= NOTIFY_ALL
+                .iter()
+                .map(|&c| flag_bit(c))
+                .fold(0, |a, b| a | b);
+        } else if NOTIFY_LETTERS.contains(&c) {
+            f |= flag_bit(c);
+        } else {
+            return None;
         }
     }
     Some(f)
 }
 
 fn flag_bit(c: u8) -> u64 {
-    1 << (c % 64)
+    NOTIFY_LETTERS
+        .iter()
+        .position(|&l| l == c)
+        .map_or(0, |i| 1 << i)
 }
 
 pub fn format_notify_flags(f: u64) -> String {
     let mut s = String::new();
-    if "g$lshzxet".bytes().all(|c| f & flag_bit(c) != 0) {
+    if NOTIFY_ALL.iter().all(|&c| f & flag_bit(c) != 0) {
         s.push('A');
     } else {
-        for c in "g$lshzxetd".bytes() {
+        for &c in NOTIFY_ALL {
             if f & flag_bit(c) != 0 {
                 s.push(c as char);
             }
@@ -176,6 +185,11 @@ impl Server {
 
     pub fn notify_flags(&self) -> u64 {
         self.notify_flags.load(Ordering::Relaxed)
+    }
+
+    /// Whether events of `class` (a notify-keyspace-events letter) are published.
+    pub fn notifies(&self, class: u8) -> bool {
+        self.notify_flags() & flag_bit(class) != 0
     }
 
     pub fn requires_password(&self) -> bool {
@@ -395,6 +409,7 @@ async fn handle_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr) 
         name: Mutex::new(None),
         db: AtomicUsize::new(0),
         last_cmd: AtomicUsize::new(usize::MAX),
+        last_sub: AtomicUsize::new(usize::MAX),
         last_interaction: Mutex::new(Instant::now()),
         resp3: AtomicBool::new(false),
         killed: AtomicBool::new(false),
@@ -595,12 +610,21 @@ impl Connection<'_> {
                     self.parser.reset();
                 }
                 Ok(Parsed::Multibulk(n)) => {
+                    // Like Redis, the command being run still counts in qbuf.
+                    client
+                        .handle
+                        .bytes_in_query_buf
+                        .store((self.inbuf.len() - self.start) as u64, Ordering::Relaxed);
                     let argv = Argv::new(&self.inbuf[self.start..], &self.parser.spans);
                     cmd::execute(self.srv, client, &mut self.out, &argv);
                     self.start += n;
                     self.parser.reset();
                 }
                 Ok(Parsed::Inline(n)) => {
+                    client
+                        .handle
+                        .bytes_in_query_buf
+                        .store((self.inbuf.len() - self.start) as u64, Ordering::Relaxed);
                     let argv = Argv::new(&self.parser.scratch, &self.parser.spans);
                     cmd::execute(self.srv, client, &mut self.out, &argv);
                     self.start += n;
@@ -622,6 +646,10 @@ impl Connection<'_> {
             self.inbuf.drain(..self.start);
             self.start = 0;
         }
+        client
+            .handle
+            .bytes_in_query_buf
+            .store(self.inbuf.len() as u64, Ordering::Relaxed);
         more
     }
 

@@ -13,10 +13,11 @@ use bytes::Bytes;
 use cairn_storage::keyspace::{now_ms, Locked};
 use cairn_storage::Value;
 
-use crate::client::{Client, TimeoutReply};
+use crate::client::{Client, ReplyMode, TimeoutReply};
 use crate::resp::{Argv, Reply};
 use crate::server::Server;
 
+pub mod bitops;
 pub mod connection;
 pub mod hash;
 pub mod keys;
@@ -85,6 +86,9 @@ pub struct Command {
     pub handler: Handler,
     /// Redis's command group (string, generic, list, ...), for COMMAND DOCS.
     pub group: &'static str,
+    /// For container commands (CLIENT, CONFIG, ...): each subcommand's name
+    /// and arity (counted from the container's name, as Redis counts it).
+    pub subcommands: &'static [(&'static str, i32)],
 }
 
 impl Command {
@@ -103,6 +107,33 @@ impl Command {
             keys,
             handler,
             group,
+            subcommands: &[],
+        }
+    }
+
+    /// Declares the subcommands the handler implements: the dispatcher then
+    /// checks their arity and rejects unknown ones with Redis's errors.
+    pub const fn with_subcommands(mut self, subs: &'static [(&'static str, i32)]) -> Self {
+        self.subcommands = subs;
+        self
+    }
+
+    /// Index into `subcommands` of the subcommand `argv` invokes.
+    pub fn subcommand(&self, argv: &Argv) -> Option<usize> {
+        if self.subcommands.is_empty() || argv.len() < 2 {
+            return None;
+        }
+        let name = argv.get(1);
+        self.subcommands
+            .iter()
+            .position(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+    }
+
+    /// "client|list" for a subcommand, "get" otherwise.
+    pub fn full_name(&self, sub: Option<usize>) -> String {
+        match sub.and_then(|i| self.subcommands.get(i)) {
+            Some((s, _)) => format!("{}|{}", self.name, s),
+            None => self.name.to_string(),
         }
     }
 
@@ -167,9 +198,8 @@ impl Command {
         }
         match self.group {
             "generic" => c.push("@keyspace".into()),
-            "string" | "list" | "hash" | "set" | "stream" | "transactions" | "connection" => {
-                c.push(format!("@{}", self.group))
-            }
+            "string" | "bitmap" | "list" | "hash" | "set" | "stream" | "transactions"
+            | "connection" => c.push(format!("@{}", self.group)),
             "sorted_set" => c.push("@sortedset".into()),
             _ => {}
         }
@@ -188,6 +218,7 @@ impl Table {
             connection::COMMANDS,
             keys::COMMANDS,
             strings::COMMANDS,
+            bitops::COMMANDS,
             server::COMMANDS,
             multi::COMMANDS,
             hash::COMMANDS,
@@ -399,8 +430,28 @@ fn runs_inside_multi(name: &str) -> bool {
     )
 }
 
-/// Looks up, checks and runs one client command.
+/// Looks up, checks and runs one client command, honouring CLIENT REPLY.
 pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Argv) {
+    let mark = out.buf.len();
+    execute_command(srv, client, out, argv);
+    match client.reply_mode {
+        ReplyMode::On => return,
+        ReplyMode::Off => {}
+        // CLIENT REPLY SKIP itself: the next command is the one skipped.
+        ReplyMode::SkipNext => client.reply_mode = ReplyMode::Skip,
+        ReplyMode::Skip => client.reply_mode = ReplyMode::On,
+    }
+    // (P)SUBSCRIBE confirmations are pushes, which Redis sends regardless.
+    let pushes = table()
+        .lookup(argv.get(0))
+        .map(|i| table().commands[i])
+        .is_some_and(|c| c.has(PUBSUB) && c.has(SUBSCRIBED_OK));
+    if !pushes {
+        out.buf.truncate(mark);
+    }
+}
+
+fn execute_command(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Argv) {
     let table = table();
     let Some(idx) = table.lookup(argv.get(0)) else {
         let mut msg = format!(
@@ -425,6 +476,25 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Argv) 
         flag_multi_error(client);
         out.error("NOAUTH Authentication required.");
         return;
+    }
+    if !cmd.subcommands.is_empty() && argv.len() >= 2 {
+        let err = match cmd.subcommand(argv) {
+            Some(i) => {
+                let arity = cmd.subcommands[i].1;
+                ((arity > 0 && n != arity) || (arity < 0 && n < -arity))
+                    .then(|| wrong_args(&cmd.full_name(Some(i))))
+            }
+            None => Some(format!(
+                "ERR unknown subcommand '{}'. Try {} HELP.",
+                String::from_utf8_lossy(&argv.get(1)[..argv.get(1).len().min(128)]),
+                cmd.name.to_uppercase()
+            )),
+        };
+        if let Some(e) = err {
+            flag_multi_error(client);
+            out.error(&e);
+            return;
+        }
     }
     if !client.resp3 && client.subscription_count() > 0 && !cmd.has(SUBSCRIBED_OK) {
         out.error(&format!(
@@ -468,6 +538,15 @@ pub fn run(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize, argv:
     let cmd = table().commands[idx];
     let now = now_ms();
     let start = std::time::Instant::now();
+    // Set before running, so CLIENT LIST/INFO show themselves as the command.
+    client
+        .handle
+        .last_cmd
+        .store(idx, std::sync::atomic::Ordering::Relaxed);
+    client.handle.last_sub.store(
+        cmd.subcommand(argv).unwrap_or(usize::MAX),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let ks = match &cmd.keys {
         KeySpec::None => srv.ks.lock_keys(std::iter::empty::<&[u8]>(), now),
         KeySpec::All => srv.ks.lock_all(now),
@@ -477,6 +556,8 @@ pub fn run(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize, argv:
             now,
         ),
     };
+    let mut ks = ks;
+    ks.track_created = srv.notifies(event::NEW);
     let mut ctx = Ctx {
         srv,
         client,
@@ -508,8 +589,23 @@ pub fn finish(ctx: Ctx, argv: &Argv, start: std::time::Instant) {
         mut notifications,
         ..
     } = ctx;
-    let expired = std::mem::take(&mut { ks }.expired);
-    // `ks` is dropped here: the shards are released.
+    let mut ks = ks;
+    let expired = std::mem::take(&mut ks.expired);
+    let created = std::mem::take(&mut ks.created);
+    drop(ks);
+    // The shards are released now.
+    // Redis announces a new key when it is added, before the command's event.
+    for (db, key) in created.into_iter().rev() {
+        notifications.insert(
+            0,
+            Notification {
+                class: event::NEW,
+                event: "new",
+                db,
+                key,
+            },
+        );
+    }
     for (db, key) in expired {
         srv.stats
             .expired_keys
@@ -526,10 +622,16 @@ pub fn finish(ctx: Ctx, argv: &Argv, start: std::time::Instant) {
     }
     srv.add_dirty(dirty);
     srv.stats.record_call(cmd_index, start.elapsed());
+    // EXEC does not pass through `run`.
     client
         .handle
         .last_cmd
         .store(cmd_index, std::sync::atomic::Ordering::Relaxed);
+    client.handle.last_sub.store(
+        cmd.subcommand(argv).unwrap_or(usize::MAX),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+
     if !notifications.is_empty() {
         srv.publish_notifications(&notifications);
     }
@@ -537,5 +639,4 @@ pub fn finish(ctx: Ctx, argv: &Argv, start: std::time::Instant) {
         srv.blocking.signal(db, &key);
     }
     srv.slowlog_maybe(client, argv, start.elapsed());
-    let _ = cmd;
 }

@@ -135,7 +135,7 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
         .iter()
         .any(|(i, _)| matches!(t.commands[*i].keys, KeySpec::All));
     let watched_keys: Vec<Bytes> = client.watched.iter().map(|(_, k)| k.clone()).collect();
-    let ks = if needs_all {
+    let mut ks = if needs_all {
         srv.ks.lock_all(now)
     } else {
         let mut keys: Vec<Vec<u8>> = Vec::new();
@@ -148,6 +148,7 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
         keys.extend(watched_keys.iter().map(|k| k.to_vec()));
         srv.ks.lock_keys(keys, now)
     };
+    ks.track_created = srv.notifies(super::event::NEW);
     let mut ctx = Ctx {
         srv,
         client,

@@ -275,6 +275,10 @@ pub struct Locked<'a> {
     pub expired: Vec<(usize, Key)>,
     /// Set while loading data or replaying a log: nothing expires then.
     pub no_expire: bool,
+    /// When set, keys created while locked are recorded in `created`
+    /// (for the "new" keyspace event).
+    pub track_created: bool,
+    pub created: Vec<(usize, Key)>,
 }
 
 impl<'a> Locked<'a> {
@@ -285,6 +289,8 @@ impl<'a> Locked<'a> {
             now_ms,
             expired: Vec::new(),
             no_expire: false,
+            track_created: false,
+            created: Vec::new(),
         }
     }
 
@@ -336,6 +342,16 @@ impl<'a> Locked<'a> {
 
     /// Looks a key up, deleting it first if its deadline has passed.
     pub fn lookup(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        self.lookup_touching(db, key, true)
+    }
+
+    /// Like [`lookup`](Self::lookup) but leaves the access time alone
+    /// (TYPE, TTL, EXISTS, OBJECT: Redis's LOOKUP_NOTOUCH).
+    pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        self.lookup_touching(db, key, false)
+    }
+
+    fn lookup_touching(&mut self, db: usize, key: &[u8], touch: bool) -> Option<&mut Entry> {
         let hash = hash_bytes(key);
         let idx = shard_index(hash);
         let now = self.now_ms;
@@ -361,21 +377,21 @@ impl<'a> Locked<'a> {
         }
         let shard = self.shard(idx);
         let e = shard.dbs[db].dict.get_mut_hashed(hash, key)?;
-        e.lru = lru_clock();
+        if touch {
+            e.lru = lru_clock();
+        }
         Some(e)
     }
 
     /// Like [`lookup`](Self::lookup) but tells WATCHers the key is being modified.
     pub fn lookup_write(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
-        if self.lookup(db, key).is_none() {
-            return None;
-        }
+        self.lookup(db, key)?;
         self.signal_modified(db, key);
         self.lookup(db, key)
     }
 
     pub fn exists(&mut self, db: usize, key: &[u8]) -> bool {
-        self.lookup(db, key).is_some()
+        self.peek(db, key).is_some()
     }
 
     /// Sets `key` to `value`, dropping any TTL (SET semantics).
@@ -406,9 +422,13 @@ impl<'a> Locked<'a> {
                     d.expires.remove(&(at, Bytes::copy_from_slice(key)));
                 }
             }
-            None => d
-                .dict
-                .insert_new_hashed(hash, Bytes::copy_from_slice(key), Entry::new(value)),
+            None => {
+                d.dict
+                    .insert_new_hashed(hash, Bytes::copy_from_slice(key), Entry::new(value));
+                if self.track_created {
+                    self.created.push((db, Bytes::copy_from_slice(key)));
+                }
+            }
         }
     }
 
