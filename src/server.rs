@@ -23,6 +23,7 @@ use crate::blocking::BlockRegistry;
 use crate::client::{Client, ClientHandle, TimeoutReply};
 use crate::cmd::{self, Command, Notification};
 use crate::config::Config;
+use crate::pause::ClientPause;
 use crate::pubsub::PubSub;
 use crate::resp::{Argv, Limits, Parsed, Reply, RequestParser};
 use crate::stats::{Slowlog, SlowlogEntry, Stats};
@@ -48,6 +49,7 @@ pub struct Server {
     pub blocking: BlockRegistry,
     pub pubsub: PubSub,
     pub slowlog: Mutex<Slowlog>,
+    pub pause: ClientPause,
     pub shutdown: Notify,
     pub shutting_down: AtomicBool,
     // Hot copies of config values, refreshed by `apply_config`.
@@ -130,6 +132,7 @@ impl Server {
             blocking: BlockRegistry::default(),
             pubsub: PubSub::default(),
             slowlog: Mutex::new(Slowlog::default()),
+            pause: ClientPause::default(),
             shutdown: Notify::new(),
             shutting_down: AtomicBool::new(false),
             max_bulk_len: AtomicU64::new(0),
@@ -269,7 +272,8 @@ impl Server {
 
     /// Deletes keys whose deadline passed and publishes their events.
     pub fn active_expire(&self) {
-        if !self.active_expire_enabled.load(Ordering::Relaxed) {
+        // Paused clients must find the dataset unchanged.
+        if !self.active_expire_enabled.load(Ordering::Relaxed) || self.pause.current().is_some() {
             return;
         }
         let now = cairn_storage::keyspace::now_ms();
@@ -452,8 +456,12 @@ async fn handle_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr) 
         start: 0,
         parser: RequestParser::new(),
         out: Reply::new(),
+        paused_until: None,
     };
     let _ = conn.run(&mut client, &mut push_rx).await;
+    if conn.paused_until.is_some() {
+        srv.pause.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
     // Cleanup: unblock, unwatch, unsubscribe, unregister.
     if let Some(b) = client.blocked.take() {
         srv.blocking.unregister(id, &b.keys);
@@ -473,6 +481,8 @@ struct Connection<'a> {
     start: usize,
     parser: RequestParser,
     out: Reply,
+    /// Set while CLIENT PAUSE holds the next command back, until this deadline.
+    paused_until: Option<Instant>,
 }
 
 enum Event {
@@ -481,6 +491,7 @@ enum Event {
     Killed,
     Woken,
     TimedOut,
+    Unpaused,
 }
 
 impl Connection<'_> {
@@ -509,10 +520,29 @@ impl Connection<'_> {
                         std::future::pending::<()>().await
                     }
                 };
+                // Registered before re-checking the pause, so an UNPAUSE in
+                // between is not missed.
+                let paused_until = self.paused_until;
+                let unpaused = self.srv.pause.unpaused.notified();
+                tokio::pin!(unpaused);
+                unpaused.as_mut().enable();
+                let pause_over = async {
+                    match paused_until {
+                        Some(_) if self.srv.pause.current().is_none() => {}
+                        Some(d) => {
+                            tokio::select! {
+                                _ = unpaused => {}
+                                _ = tokio::time::sleep_until(d.into()) => {}
+                            }
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
                 tokio::select! {
                     biased;
                     _ = handle.kill_notify.notified() => Event::Killed,
                     m = push_rx.recv() => Event::Push(m),
+                    _ = pause_over => Event::Unpaused,
                     _ = woken => Event::Woken,
                     _ = sleep => Event::TimedOut,
                     r = self.sock.read_buf(&mut self.inbuf) => Event::Read(r),
@@ -550,6 +580,8 @@ impl Connection<'_> {
                     }
                 }
                 Event::Woken => self.retry_blocked(client),
+                // `process` below tries the held command again.
+                Event::Unpaused => {}
                 Event::TimedOut => {
                     if let Some(b) = client.blocked.take() {
                         self.srv.blocking.unregister(client.id(), &b.keys);
@@ -593,6 +625,7 @@ impl Connection<'_> {
     /// early because the output buffer is full and more commands wait.
     fn process(&mut self, client: &mut Client) -> bool {
         let mut more = false;
+        let was_paused = self.paused_until.take().is_some();
         loop {
             if client.blocked.is_some() || client.close_after_reply {
                 break;
@@ -610,6 +643,13 @@ impl Connection<'_> {
                     self.parser.reset();
                 }
                 Ok(Parsed::Multibulk(n)) => {
+                    let argv = Argv::new(&self.inbuf[self.start..], &self.parser.spans);
+                    if let Some(until) = cmd::held_by_pause(self.srv, client, &argv) {
+                        // Parsed again once the pause is over.
+                        self.paused_until = Some(until);
+                        self.parser.reset();
+                        break;
+                    }
                     // Like Redis, the command being run still counts in qbuf.
                     client
                         .handle
@@ -621,6 +661,12 @@ impl Connection<'_> {
                     self.parser.reset();
                 }
                 Ok(Parsed::Inline(n)) => {
+                    let argv = Argv::new(&self.parser.scratch, &self.parser.spans);
+                    if let Some(until) = cmd::held_by_pause(self.srv, client, &argv) {
+                        self.paused_until = Some(until);
+                        self.parser.reset();
+                        break;
+                    }
                     client
                         .handle
                         .bytes_in_query_buf
@@ -640,6 +686,15 @@ impl Connection<'_> {
                 more = true;
                 break;
             }
+        }
+        match (was_paused, self.paused_until.is_some()) {
+            (false, true) => {
+                self.srv.pause.waiting.fetch_add(1, Ordering::Relaxed);
+            }
+            (true, false) => {
+                self.srv.pause.waiting.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
         }
         // Compact: keep only the unprocessed tail.
         if self.start > 0 {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::{parse_int, Command, Ctx, KeySpec::None as NoKeys, *};
 use crate::client::{ClientHandle, ReplyMode};
+use crate::pause::PauseKind;
 use crate::resp::Argv;
 
 pub const COMMANDS: &[Command] = &[
@@ -318,6 +319,11 @@ fn client(c: &mut Ctx, a: &Argv) {
             _ => c.error(SYNTAX),
         },
         (b"unblock", 3 | 4) => client_unblock(c, a),
+        (b"pause", 3 | 4) => client_pause(c, a),
+        (b"unpause", 2) => {
+            c.srv.pause.unpause();
+            c.out.ok()
+        }
         (b"help", 2) => {
             let lines = [
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -329,6 +335,8 @@ fn client(c: &mut Ctx, a: &Argv) {
                 "KILL <ip:port> | KILL <option> <value> [<option> <value> ...]",
                 "NO-EVICT (ON|OFF)",
                 "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+                "PAUSE <timeout> [WRITE|ALL]",
+                "UNPAUSE",
                 "HELP",
             ];
             c.out.array(lines.len());
@@ -534,5 +542,30 @@ const CLIENT_SUBCOMMANDS: &[(&str, i32)] = &[
     ("no-evict", 3),
     ("reply", 3),
     ("unblock", -3),
+    ("pause", -3),
+    ("unpause", 2),
     ("help", 2),
 ];
+
+/// CLIENT PAUSE timeout-ms [WRITE|ALL]
+fn client_pause(c: &mut Ctx, a: &Argv) {
+    let ms = match parse_int(a.get(2)) {
+        Some(ms) if ms < 0 => return c.error(TIMEOUT_NEG),
+        Some(ms) => ms as u64,
+        None => return c.error("ERR timeout is not an integer or out of range"),
+    };
+    let kind = if a.len() == 4 {
+        match a.get(3).to_ascii_lowercase().as_slice() {
+            b"write" => PauseKind::Write,
+            b"all" => PauseKind::All,
+            _ => {
+                return c.error("ERR CLIENT PAUSE mode must be WRITE or ALL");
+            }
+        }
+    } else {
+        PauseKind::All
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    c.srv.pause.pause(until, kind);
+    c.out.ok();
+}

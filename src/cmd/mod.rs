@@ -14,6 +14,7 @@ use cairn_storage::keyspace::{now_ms, Locked};
 use cairn_storage::Value;
 
 use crate::client::{Client, ReplyMode, TimeoutReply};
+use crate::pause::PauseKind;
 use crate::resp::{Argv, Reply};
 use crate::server::Server;
 
@@ -46,6 +47,8 @@ pub const SKIP_SLOWLOG: u32 = 1 << 12;
 pub const ALLOW_BUSY: u32 = 1 << 13;
 /// May be run while subscribed in RESP2.
 pub const SUBSCRIBED_OK: u32 = 1 << 14;
+/// Not a write, but propagated to replicas (PUBLISH): held by CLIENT PAUSE WRITE.
+pub const MAY_REPLICATE: u32 = 1 << 15;
 
 pub const FLAG_NAMES: &[(u32, &str)] = &[
     (WRITE, "write"),
@@ -62,6 +65,7 @@ pub const FLAG_NAMES: &[(u32, &str)] = &[
     (NO_MULTI, "no_multi"),
     (SKIP_SLOWLOG, "skip_slowlog"),
     (ALLOW_BUSY, "allow_busy"),
+    (MAY_REPLICATE, "may_replicate"),
 ];
 
 /// Where a command's keys are.
@@ -430,6 +434,28 @@ fn runs_inside_multi(name: &str) -> bool {
     )
 }
 
+/// Until when CLIENT PAUSE holds this command back, if it does. Commands that
+/// fail their arity check and commands being queued by MULTI are never held;
+/// EXEC is held as a write when it has a write queued.
+pub fn held_by_pause(srv: &Server, client: &Client, argv: &Argv) -> Option<std::time::Instant> {
+    let (until, kind) = srv.pause.current()?;
+    let t = table();
+    let cmd = t.commands[t.lookup(argv.get(0))?];
+    let n = argv.len() as i32;
+    if (cmd.arity > 0 && n != cmd.arity) || (cmd.arity < 0 && n < -cmd.arity) {
+        return None;
+    }
+    let writes = |c: &Command| c.has(WRITE | MAY_REPLICATE);
+    let held = match &client.multi {
+        Some(_) if !runs_inside_multi(cmd.name) => false,
+        Some(m) if cmd.name == "exec" => {
+            kind == PauseKind::All || m.queued.iter().any(|(i, _)| writes(t.commands[*i]))
+        }
+        _ => kind == PauseKind::All || writes(cmd),
+    };
+    held.then_some(until)
+}
+
 /// Looks up, checks and runs one client command, honouring CLIENT REPLY.
 pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Argv) {
     let mark = out.buf.len();
@@ -558,6 +584,7 @@ pub fn run(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize, argv:
     };
     let mut ks = ks;
     ks.track_created = srv.notifies(event::NEW);
+    ks.keep_expired = srv.pause.current().is_some();
     let mut ctx = Ctx {
         srv,
         client,

@@ -149,6 +149,7 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
         srv.ks.lock_keys(keys, now)
     };
     ks.track_created = srv.notifies(super::event::NEW);
+    ks.keep_expired = srv.pause.current().is_some();
     let mut ctx = Ctx {
         srv,
         client,

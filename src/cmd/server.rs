@@ -142,7 +142,7 @@ pub fn info_text(c: &Ctx, sections: &[String]) -> String {
             "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:{}\r\n\r\n",
             srv.client_count(),
             cfg.get("maxclients"),
-            srv.blocking.blocked_clients(),
+            srv.blocking.blocked_clients() + srv.pause.waiting.load(Relaxed),
             srv.blocking.blocked_clients(),
         );
     }

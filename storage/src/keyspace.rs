@@ -275,6 +275,9 @@ pub struct Locked<'a> {
     pub expired: Vec<(usize, Key)>,
     /// Set while loading data or replaying a log: nothing expires then.
     pub no_expire: bool,
+    /// While clients are paused: an expired key reads as absent but is not
+    /// deleted (nothing may change the dataset then).
+    pub keep_expired: bool,
     /// When set, keys created while locked are recorded in `created`
     /// (for the "new" keyspace event).
     pub track_created: bool,
@@ -289,6 +292,7 @@ impl<'a> Locked<'a> {
             now_ms,
             expired: Vec::new(),
             no_expire: false,
+            keep_expired: false,
             track_created: false,
             created: Vec::new(),
         }
@@ -364,6 +368,9 @@ impl<'a> Locked<'a> {
                 Some(e) => !no_expire && e.expire_at_ms != 0 && e.expire_at_ms <= now,
             }
         };
+        if expired && self.keep_expired {
+            return None;
+        }
         if expired {
             let shard = self.shard(idx);
             let Shard { dbs, watched } = shard;
