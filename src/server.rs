@@ -50,6 +50,10 @@ pub struct Server {
     pub pubsub: PubSub,
     pub slowlog: Mutex<Slowlog>,
     pub pause: ClientPause,
+    /// Clients that ran MONITOR.
+    pub monitors: Mutex<Vec<Arc<ClientHandle>>>,
+    /// monitors.len(), read without the lock on every command.
+    pub monitor_count: AtomicUsize,
     pub shutdown: Notify,
     pub shutting_down: AtomicBool,
     // Hot copies of config values, refreshed by `apply_config`.
@@ -133,6 +137,8 @@ impl Server {
             pubsub: PubSub::default(),
             slowlog: Mutex::new(Slowlog::default()),
             pause: ClientPause::default(),
+            monitors: Mutex::new(Vec::new()),
+            monitor_count: AtomicUsize::new(0),
             shutdown: Notify::new(),
             shutting_down: AtomicBool::new(false),
             max_bulk_len: AtomicU64::new(0),
@@ -304,6 +310,34 @@ impl Server {
             .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 
+    /// Sends a command that ran to every MONITOR client, in Redis's format:
+    /// `+<unix secs>.<micros> [<db> <addr>] "arg" ...`.
+    pub fn feed_monitors(&self, db: usize, addr: &str, argv: &Argv) {
+        if self.monitor_count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut line = format!(
+            "+{}.{:06} [{} {}]",
+            now.as_secs(),
+            now.subsec_micros(),
+            db,
+            addr
+        )
+        .into_bytes();
+        for a in argv.iter() {
+            line.push(b' ');
+            quote_arg(&mut line, a);
+        }
+        line.extend_from_slice(b"\r\n");
+        let frame = Bytes::from(line);
+        let mut monitors = self.monitors.lock();
+        monitors.retain(|m| !m.is_killed() && m.push_tx.send(frame.clone()).is_ok());
+        self.monitor_count.store(monitors.len(), Ordering::Relaxed);
+    }
+
     pub fn client_count(&self) -> usize {
         self.clients.lock().len()
     }
@@ -313,6 +347,25 @@ impl Server {
         self.shutdown.notify_waiters();
         self.shutdown.notify_one();
     }
+}
+
+/// Appends `a` double-quoted with C-style escapes (Redis's sdscatrepr).
+fn quote_arg(out: &mut Vec<u8>, a: &[u8]) {
+    out.push(b'"');
+    for &b in a {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            7 => out.extend_from_slice(b"\\a"),
+            8 => out.extend_from_slice(b"\\b"),
+            b if b.is_ascii_graphic() || b == b' ' => out.push(b),
+            b => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+        }
+    }
+    out.push(b'"');
 }
 
 /// Binds the configured address. Returns the listener and its actual port.
@@ -471,6 +524,11 @@ async fn handle_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr) 
     let pats: Vec<Vec<u8>> = client.patterns.iter().cloned().collect();
     srv.pubsub.remove_client(id, &chans, &pats);
     srv.clients.lock().remove(&id);
+    if srv.monitor_count.load(Ordering::Relaxed) > 0 {
+        let mut m = srv.monitors.lock();
+        m.retain(|h| h.id != id);
+        srv.monitor_count.store(m.len(), Ordering::Relaxed);
+    }
 }
 
 struct Connection<'a> {

@@ -303,3 +303,58 @@ fn client_pause_ends_by_itself_and_freezes_expiry() {
         err_text(&mut c, &["CLIENT", "PAUSE", "10", "SOME"]).starts_with("ERR CLIENT PAUSE mode")
     );
 }
+
+#[test]
+fn monitor_shows_commands_in_execution_order() {
+    let s = Server::cairn(&[]);
+    let mut m = Raw::connect(&s);
+    m.send(&["MONITOR"]);
+    assert_eq!(m.read(), ["+OK"]);
+    let mut c = s.con();
+    raw(&mut c, &["SET", "foo", "a\"b\n"]).unwrap();
+    let line = m.read().remove(0);
+    assert!(
+        line.starts_with('+') && line.contains(" [0 127.0.0.1:"),
+        "{line}"
+    );
+    assert!(line.ends_with(r#"] "SET" "foo" "a\"b\n""#), "{line}");
+    redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query::<()>(&mut c)
+        .unwrap();
+    assert!(m.read()[0].ends_with(r#""MULTI""#));
+    assert!(m.read()[0].ends_with(r#""SET" "k" "v""#));
+    assert!(m.read()[0].ends_with(r#""EXEC""#));
+    // An aborted transaction still shows MULTI and EXEC, not the bad command.
+    raw(&mut c, &["MULTI"]).unwrap();
+    let _ = raw(&mut c, &["NOSUCHCMD"]);
+    let _ = raw(&mut c, &["EXEC"]);
+    assert!(m.read()[0].ends_with(r#""MULTI""#));
+    assert!(m.read()[0].ends_with(r#""EXEC""#));
+}
+
+#[test]
+fn config_replicaof_alias_and_maxmemory_clients_percent() {
+    let s = Server::cairn(&[]);
+    let mut c = s.con();
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("*of")
+        .query(&mut c)
+        .unwrap();
+    assert!(v.contains(&"replicaof".to_string()) && v.contains(&"slaveof".to_string()));
+    raw(&mut c, &["CONFIG", "SET", "maxmemory-clients", "10%"]).unwrap();
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-clients")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(v[1], "10%");
+    assert_eq!(
+        err_text(&mut c, &["CONFIG", "SET", "maxmemory", "10000001", "maxmemory-clients", "200%"]),
+        "ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - percentage argument must be less or equal to 100"
+    );
+}

@@ -548,6 +548,8 @@ fn execute_command(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Ar
     }
     if cmd.name == "exec" {
         multi::exec(srv, client, out, idx);
+        // After the queued commands, as Redis orders it; also when aborted.
+        srv.feed_monitors(client.db, &client.handle.addr, argv);
         return;
     }
     run(srv, client, out, idx, argv);
@@ -598,7 +600,11 @@ pub fn run(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize, argv:
         in_exec: false,
     };
     (cmd.handler)(&mut ctx, argv);
+    let db = ctx.client.db;
     finish(ctx, argv, start);
+    if !cmd.has(ADMIN) {
+        srv.feed_monitors(db, &client.handle.addr, argv);
+    }
 }
 
 /// After a command: account it, publish its events, wake blocked clients.

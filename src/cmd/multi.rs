@@ -184,6 +184,9 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
             }
             (cmd.handler)(&mut ctx, &a);
             srv.stats.record_call(*i, std::time::Duration::ZERO);
+            if !cmd.has(ADMIN) {
+                srv.feed_monitors(ctx.client.db, &ctx.client.handle.addr, &a);
+            }
         }
     }
     ctx.cmd = t.commands[exec_idx];

@@ -75,6 +75,14 @@ pub const COMMANDS: &[Command] = &[
     )
     .with_subcommands(LATENCY_SUBCOMMANDS),
     Command::new(
+        "monitor",
+        1,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        KeySpec::None,
+        "server",
+        monitor,
+    ),
+    Command::new(
         "role",
         1,
         NOSCRIPT | LOADING | STALE | FAST,
@@ -816,6 +824,17 @@ fn latency(c: &mut Ctx, a: &Argv) {
             String::from_utf8_lossy(a.get(1))
         )),
     }
+}
+
+/// MONITOR: from now on this client receives every command other clients run.
+fn monitor(c: &mut Ctx, _a: &Argv) {
+    let mut m = c.srv.monitors.lock();
+    if !m.iter().any(|h| h.id == c.client.id()) {
+        m.push(c.client.handle.clone());
+        c.srv.monitor_count.store(m.len(), Relaxed);
+    }
+    drop(m);
+    c.out.ok();
 }
 
 fn role(c: &mut Ctx, _a: &Argv) {
