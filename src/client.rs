@@ -23,6 +23,8 @@ pub struct ClientHandle {
     pub db: AtomicUsize,
     /// Index of the last command run, into the command table.
     pub last_cmd: AtomicUsize,
+    /// Its subcommand, an index into the command's `subcommands` (usize::MAX: none).
+    pub last_sub: AtomicUsize,
     pub last_interaction: Mutex<Instant>,
     pub resp3: AtomicBool,
     pub killed: AtomicBool,
@@ -41,6 +43,38 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
+    /// A fresh client: no name, db 0, RESP2, nothing pending.
+    pub fn new(
+        id: u64,
+        addr: String,
+        laddr: String,
+        push_tx: mpsc::UnboundedSender<Bytes>,
+    ) -> Self {
+        ClientHandle {
+            id,
+            addr,
+            laddr,
+            fd: id as i64 + 7,
+            created: Instant::now(),
+            name: Mutex::new(None),
+            db: AtomicUsize::new(0),
+            last_cmd: AtomicUsize::new(usize::MAX),
+            last_sub: AtomicUsize::new(usize::MAX),
+            last_interaction: Mutex::new(Instant::now()),
+            resp3: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            kill_notify: Notify::new(),
+            wake: Notify::new(),
+            push_tx,
+            push_pending: AtomicUsize::new(0),
+            subscriptions: AtomicUsize::new(0),
+            in_multi: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
+            no_evict: AtomicBool::new(false),
+            bytes_in_query_buf: AtomicU64::new(0),
+        }
+    }
+
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
         self.kill_notify.notify_one();
@@ -70,6 +104,19 @@ pub struct Blocked {
     pub keys: Vec<(usize, Bytes)>,
     pub deadline: Option<Instant>,
     pub on_timeout: TimeoutReply,
+}
+
+/// CLIENT REPLY state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    /// No replies until CLIENT REPLY ON.
+    Off,
+    /// Set by CLIENT REPLY SKIP while it runs: its own reply is dropped and
+    /// the next command's too.
+    SkipNext,
+    /// The next command's reply is dropped.
+    Skip,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -129,6 +176,7 @@ pub struct Client {
     pub is_local: bool,
     /// Log position the pending replies must wait for (appendfsync always).
     pub wait_lsn: Option<u64>,
+    pub reply_mode: ReplyMode,
 }
 
 impl Client {
@@ -149,6 +197,7 @@ impl Client {
             patterns: Default::default(),
             is_local,
             wait_lsn: None,
+            reply_mode: ReplyMode::On,
         }
     }
 

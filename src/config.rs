@@ -15,6 +15,8 @@ pub enum Kind {
     Int(i64, i64),
     /// Byte count with Redis's unit suffixes (k, kb, m, mb, g, gb).
     Memory,
+    /// A byte count or a percentage ("10%") of maxmemory.
+    MemoryOrPercent,
     Enum(&'static [&'static str]),
     /// A set of flags, e.g. notify-keyspace-events.
     Str,
@@ -91,6 +93,14 @@ const U64: Kind = Kind::Int(0, i64::MAX);
 pub const PARAMS: &[Param] = &[
     fixed("port", Kind::Int(0, 65535), "6379"),
     fixed("bind", Kind::Str, "127.0.0.1"),
+    // Replication is not implemented: always "" (no master).
+    Param {
+        name: "replicaof",
+        kind: Kind::Str,
+        default: "",
+        mutable: false,
+        aliases: &["slaveof"],
+    },
     fixed("unixsocket", Kind::Str, ""),
     fixed("tcp-backlog", Kind::Int(0, i32::MAX as i64), "511"),
     fixed("databases", Kind::Int(1, i32::MAX as i64), "16"),
@@ -158,7 +168,7 @@ pub const PARAMS: &[Param] = &[
     p("maxmemory-policy", Kind::Enum(POLICIES), "noeviction"),
     p("maxmemory-samples", Kind::Int(1, i32::MAX as i64), "5"),
     p("maxmemory-eviction-tenacity", Kind::Int(0, 100), "10"),
-    p("maxmemory-clients", Kind::Memory, "0"),
+    p("maxmemory-clients", Kind::MemoryOrPercent, "0"),
     p("lfu-log-factor", Kind::Int(0, i32::MAX as i64), "10"),
     p("lfu-decay-time", Kind::Int(0, i32::MAX as i64), "1"),
     p("active-expire-effort", Kind::Int(1, 10), "1"),
@@ -325,6 +335,17 @@ pub fn canonical(param: &Param, value: &str) -> Result<String, String> {
             }
             Ok(n.to_string())
         }
+        Kind::MemoryOrPercent => match value.strip_suffix('%') {
+            Some(pct) => match pct.parse::<u64>() {
+                Ok(n) if n <= 100 => Ok(format!("{n}%")),
+                Ok(_) => Err("percentage argument must be less or equal to 100".to_string()),
+                Err(_) => Err("argument must be a memory or percent value".to_string()),
+            },
+            None => parse_memory(value)
+                .filter(|n| *n >= 0)
+                .map(|n| n.to_string())
+                .ok_or_else(|| "argument must be a memory value".to_string()),
+        },
         Kind::Enum(choices) => {
             let l = value.to_ascii_lowercase();
             if choices.contains(&l.as_str()) {
@@ -458,6 +479,10 @@ impl Config {
             let param = find_param(name)
                 .ok_or_else(|| err("Bad directive or wrong number of arguments"))?;
             let value = vals.join(" ");
+            // Listed only so CONFIG GET answers as a master does.
+            if param.name == "replicaof" && !value.is_empty() {
+                return Err(err(&format!("'{name}' is not supported by Cairn")));
+            }
             // Several `save` lines accumulate, as in redis.conf.
             let value = if param.name == "save" {
                 let v = if save_seen && !value.is_empty() {

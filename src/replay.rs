@@ -1,12 +1,9 @@
 //! Replaying logged commands (AOF load) through the ordinary command table, as
 //! a client that is always authenticated and whose replies are discarded.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
-use std::time::Instant;
 
-use parking_lot::Mutex;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 use crate::client::{Client, ClientHandle};
 use crate::resp::{OwnedArgv, Reply};
@@ -21,28 +18,7 @@ pub struct Replayer<'a> {
 impl<'a> Replayer<'a> {
     pub fn new(srv: &'a Server) -> Self {
         let (push_tx, _rx) = mpsc::unbounded_channel();
-        let handle = Arc::new(ClientHandle {
-            id: 0,
-            addr: "aof".into(),
-            laddr: String::new(),
-            fd: -1,
-            created: Instant::now(),
-            name: Mutex::new(None),
-            db: AtomicUsize::new(0),
-            last_cmd: AtomicUsize::new(usize::MAX),
-            last_interaction: Mutex::new(Instant::now()),
-            resp3: AtomicBool::new(false),
-            killed: AtomicBool::new(false),
-            kill_notify: Notify::new(),
-            wake: Notify::new(),
-            push_tx,
-            push_pending: AtomicUsize::new(0),
-            subscriptions: AtomicUsize::new(0),
-            in_multi: AtomicBool::new(false),
-            blocked: AtomicBool::new(false),
-            no_evict: AtomicBool::new(false),
-            bytes_in_query_buf: AtomicU64::new(0),
-        });
+        let handle = Arc::new(ClientHandle::new(0, "aof".into(), String::new(), push_tx));
         Replayer {
             srv,
             client: Client::new(handle, true, true),

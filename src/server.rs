@@ -23,6 +23,7 @@ use crate::blocking::BlockRegistry;
 use crate::client::{Client, ClientHandle, TimeoutReply};
 use crate::cmd::{self, Command, Notification};
 use crate::config::Config;
+use crate::pause::ClientPause;
 use crate::pubsub::PubSub;
 use crate::resp::{Argv, Limits, Parsed, Reply, RequestParser};
 use crate::stats::{Slowlog, SlowlogEntry, Stats};
@@ -48,6 +49,11 @@ pub struct Server {
     pub blocking: BlockRegistry,
     pub pubsub: PubSub,
     pub slowlog: Mutex<Slowlog>,
+    pub pause: ClientPause,
+    /// Clients that ran MONITOR.
+    pub monitors: Mutex<Vec<Arc<ClientHandle>>>,
+    /// monitors.len(), read without the lock on every command.
+    pub monitor_count: AtomicUsize,
     pub shutdown: Notify,
     pub shutting_down: AtomicBool,
     // Hot copies of config values, refreshed by `apply_config`.
@@ -67,33 +73,42 @@ pub struct Server {
     pub rdb: cmd::persistence::State,
 }
 
+/// notify-keyspace-events letters, one bit each (by position here).
+const NOTIFY_LETTERS: &[u8] = b"g$lshzxetdKEmn";
+/// What 'A' stands for: every event class (not K/E/m/n).
+const NOTIFY_ALL: &[u8] = b"g$lshzxetd";
+
 /// notify-keyspace-events letters to bits.
 pub fn parse_notify_flags(s: &str) -> Option<u64> {
     let mut f = 0u64;
     for c in s.bytes() {
-        let bits: &[u8] = match c {
-            b'A' => b"g$lshzxet",
-            b'g' | b'$' | b'l' | b's' | b'h' | b'z' | b'x' | b'e' | b'K' | b'E' | b't' | b'm'
-            | b'd' | b'n' => std::slice::from_ref(&c),
-            _ => return None,
-        };
-        for &b in bits {
-            f |= 1 << (b % 64);
+        if c == b'A' {
+            f |= NOTIFY_ALL
+                .iter()
+                .map(|&c| flag_bit(c))
+                .fold(0, |a, b| a | b);
+        } else if NOTIFY_LETTERS.contains(&c) {
+            f |= flag_bit(c);
+        } else {
+            return None;
         }
     }
     Some(f)
 }
 
 fn flag_bit(c: u8) -> u64 {
-    1 << (c % 64)
+    NOTIFY_LETTERS
+        .iter()
+        .position(|&l| l == c)
+        .map_or(0, |i| 1 << i)
 }
 
 pub fn format_notify_flags(f: u64) -> String {
     let mut s = String::new();
-    if "g$lshzxet".bytes().all(|c| f & flag_bit(c) != 0) {
+    if NOTIFY_ALL.iter().all(|&c| f & flag_bit(c) != 0) {
         s.push('A');
     } else {
-        for c in "g$lshzxetd".bytes() {
+        for &c in NOTIFY_ALL {
             if f & flag_bit(c) != 0 {
                 s.push(c as char);
             }
@@ -126,6 +141,9 @@ impl Server {
             blocking: BlockRegistry::default(),
             pubsub: PubSub::default(),
             slowlog: Mutex::new(Slowlog::default()),
+            pause: ClientPause::default(),
+            monitors: Mutex::new(Vec::new()),
+            monitor_count: AtomicUsize::new(0),
             shutdown: Notify::new(),
             shutting_down: AtomicBool::new(false),
             max_bulk_len: AtomicU64::new(0),
@@ -214,6 +232,11 @@ impl Server {
         self.notify_flags.load(Ordering::Relaxed)
     }
 
+    /// Whether events of `class` (a notify-keyspace-events letter) are published.
+    pub fn notifies(&self, class: u8) -> bool {
+        self.notify_flags() & flag_bit(class) != 0
+    }
+
     pub fn requires_password(&self) -> bool {
         self.has_password.load(Ordering::Relaxed)
     }
@@ -297,7 +320,8 @@ impl Server {
 
     /// Deletes keys whose deadline passed and publishes their events.
     pub fn active_expire(&self) {
-        if !self.active_expire_enabled.load(Ordering::Relaxed) {
+        // Paused clients must find the dataset unchanged.
+        if !self.active_expire_enabled.load(Ordering::Relaxed) || self.pause.current().is_some() {
             return;
         }
         let now = cairn_storage::keyspace::now_ms();
@@ -335,6 +359,34 @@ impl Server {
             .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 
+    /// Sends a command that ran to every MONITOR client, in Redis's format:
+    /// `+<unix secs>.<micros> [<db> <addr>] "arg" ...`.
+    pub fn feed_monitors(&self, db: usize, addr: &str, argv: &Argv) {
+        if self.monitor_count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut line = format!(
+            "+{}.{:06} [{} {}]",
+            now.as_secs(),
+            now.subsec_micros(),
+            db,
+            addr
+        )
+        .into_bytes();
+        for a in argv.iter() {
+            line.push(b' ');
+            quote_arg(&mut line, a);
+        }
+        line.extend_from_slice(b"\r\n");
+        let frame = Bytes::from(line);
+        let mut monitors = self.monitors.lock();
+        monitors.retain(|m| !m.is_killed() && m.push_tx.send(frame.clone()).is_ok());
+        self.monitor_count.store(monitors.len(), Ordering::Relaxed);
+    }
+
     pub fn client_count(&self) -> usize {
         self.clients.lock().len()
     }
@@ -344,6 +396,25 @@ impl Server {
         self.shutdown.notify_waiters();
         self.shutdown.notify_one();
     }
+}
+
+/// Appends `a` double-quoted with C-style escapes (Redis's sdscatrepr).
+fn quote_arg(out: &mut Vec<u8>, a: &[u8]) {
+    out.push(b'"');
+    for &b in a {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            7 => out.extend_from_slice(b"\\a"),
+            8 => out.extend_from_slice(b"\\b"),
+            b if b.is_ascii_graphic() || b == b' ' => out.push(b),
+            b => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+        }
+    }
+    out.push(b'"');
 }
 
 /// Binds the configured address. Returns the listener and its actual port.
@@ -500,28 +571,7 @@ async fn handle_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr) 
     let laddr = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let (push_tx, mut push_rx) = mpsc::unbounded_channel::<Bytes>();
     let id = srv.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let handle = Arc::new(ClientHandle {
-        id,
-        addr: peer.to_string(),
-        laddr,
-        fd: id as i64 + 7,
-        created: Instant::now(),
-        name: Mutex::new(None),
-        db: AtomicUsize::new(0),
-        last_cmd: AtomicUsize::new(usize::MAX),
-        last_interaction: Mutex::new(Instant::now()),
-        resp3: AtomicBool::new(false),
-        killed: AtomicBool::new(false),
-        kill_notify: Notify::new(),
-        wake: Notify::new(),
-        push_tx,
-        push_pending: AtomicUsize::new(0),
-        subscriptions: AtomicUsize::new(0),
-        in_multi: AtomicBool::new(false),
-        blocked: AtomicBool::new(false),
-        no_evict: AtomicBool::new(false),
-        bytes_in_query_buf: AtomicU64::new(0),
-    });
+    let handle = Arc::new(ClientHandle::new(id, peer.to_string(), laddr, push_tx));
     srv.stats
         .total_connections_received
         .fetch_add(1, Ordering::Relaxed);
@@ -551,8 +601,12 @@ async fn handle_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr) 
         start: 0,
         parser: RequestParser::new(),
         out: Reply::new(),
+        paused_until: None,
     };
     let _ = conn.run(&mut client, &mut push_rx).await;
+    if conn.paused_until.is_some() {
+        srv.pause.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
     // Cleanup: unblock, unwatch, unsubscribe, unregister.
     if let Some(b) = client.blocked.take() {
         srv.blocking.unregister(id, &b.keys);
@@ -562,6 +616,11 @@ async fn handle_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr) 
     let pats: Vec<Vec<u8>> = client.patterns.iter().cloned().collect();
     srv.pubsub.remove_client(id, &chans, &pats);
     srv.clients.lock().remove(&id);
+    if srv.monitor_count.load(Ordering::Relaxed) > 0 {
+        let mut m = srv.monitors.lock();
+        m.retain(|h| h.id != id);
+        srv.monitor_count.store(m.len(), Ordering::Relaxed);
+    }
 }
 
 struct Connection<'a> {
@@ -572,6 +631,8 @@ struct Connection<'a> {
     start: usize,
     parser: RequestParser,
     out: Reply,
+    /// Set while CLIENT PAUSE holds the next command back, until this deadline.
+    paused_until: Option<Instant>,
 }
 
 enum Event {
@@ -580,6 +641,7 @@ enum Event {
     Killed,
     Woken,
     TimedOut,
+    Unpaused,
 }
 
 impl Connection<'_> {
@@ -608,10 +670,29 @@ impl Connection<'_> {
                         std::future::pending::<()>().await
                     }
                 };
+                // Registered before re-checking the pause, so an UNPAUSE in
+                // between is not missed.
+                let paused_until = self.paused_until;
+                let unpaused = self.srv.pause.unpaused.notified();
+                tokio::pin!(unpaused);
+                unpaused.as_mut().enable();
+                let pause_over = async {
+                    match paused_until {
+                        Some(_) if self.srv.pause.current().is_none() => {}
+                        Some(d) => {
+                            tokio::select! {
+                                _ = unpaused => {}
+                                _ = tokio::time::sleep_until(d.into()) => {}
+                            }
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
                 tokio::select! {
                     biased;
                     _ = handle.kill_notify.notified() => Event::Killed,
                     m = push_rx.recv() => Event::Push(m),
+                    _ = pause_over => Event::Unpaused,
                     _ = woken => Event::Woken,
                     _ = sleep => Event::TimedOut,
                     r = self.sock.read_buf(&mut self.inbuf) => Event::Read(r),
@@ -650,6 +731,8 @@ impl Connection<'_> {
                     }
                 }
                 Event::Woken => self.retry_blocked(client),
+                // `process` below tries the held command again.
+                Event::Unpaused => {}
                 Event::TimedOut => {
                     if let Some(b) = client.blocked.take() {
                         self.srv.blocking.unregister(client.id(), &b.keys);
@@ -705,6 +788,7 @@ impl Connection<'_> {
     /// early because the output buffer is full and more commands wait.
     fn process(&mut self, client: &mut Client) -> bool {
         let mut more = false;
+        let was_paused = self.paused_until.take().is_some();
         loop {
             if client.blocked.is_some() || client.close_after_reply {
                 break;
@@ -723,11 +807,33 @@ impl Connection<'_> {
                 }
                 Ok(Parsed::Multibulk(n)) => {
                     let argv = Argv::new(&self.inbuf[self.start..], &self.parser.spans);
+                    if let Some(until) = cmd::held_by_pause(self.srv, client, &argv) {
+                        // Parsed again once the pause is over.
+                        self.paused_until = Some(until);
+                        self.parser.reset();
+                        break;
+                    }
+                    // Like Redis, the command being run still counts in qbuf.
+                    client
+                        .handle
+                        .bytes_in_query_buf
+                        .store((self.inbuf.len() - self.start) as u64, Ordering::Relaxed);
+                    let argv = Argv::new(&self.inbuf[self.start..], &self.parser.spans);
                     cmd::execute(self.srv, client, &mut self.out, &argv);
                     self.start += n;
                     self.parser.reset();
                 }
                 Ok(Parsed::Inline(n)) => {
+                    let argv = Argv::new(&self.parser.scratch, &self.parser.spans);
+                    if let Some(until) = cmd::held_by_pause(self.srv, client, &argv) {
+                        self.paused_until = Some(until);
+                        self.parser.reset();
+                        break;
+                    }
+                    client
+                        .handle
+                        .bytes_in_query_buf
+                        .store((self.inbuf.len() - self.start) as u64, Ordering::Relaxed);
                     let argv = Argv::new(&self.parser.scratch, &self.parser.spans);
                     cmd::execute(self.srv, client, &mut self.out, &argv);
                     self.start += n;
@@ -744,11 +850,24 @@ impl Connection<'_> {
                 break;
             }
         }
+        match (was_paused, self.paused_until.is_some()) {
+            (false, true) => {
+                self.srv.pause.waiting.fetch_add(1, Ordering::Relaxed);
+            }
+            (true, false) => {
+                self.srv.pause.waiting.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
         // Compact: keep only the unprocessed tail.
         if self.start > 0 {
             self.inbuf.drain(..self.start);
             self.start = 0;
         }
+        client
+            .handle
+            .bytes_in_query_buf
+            .store(self.inbuf.len() as u64, Ordering::Relaxed);
         more
     }
 

@@ -4,7 +4,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{parse_int, Command, Ctx, KeySpec::None as NoKeys, *};
-use crate::client::ClientHandle;
+use crate::client::{ClientHandle, ReplyMode};
+use crate::pause::PauseKind;
 use crate::resp::Argv;
 
 pub const COMMANDS: &[Command] = &[
@@ -49,7 +50,8 @@ pub const COMMANDS: &[Command] = &[
         "connection",
         select,
     ),
-    Command::new("client", -2, ADMIN | STALE, NoKeys, "connection", client),
+    Command::new("client", -2, ADMIN | STALE, NoKeys, "connection", client)
+        .with_subcommands(CLIENT_SUBCOMMANDS),
     Command::new(
         "reset",
         1,
@@ -196,6 +198,7 @@ fn reset(c: &mut Ctx, _a: &Argv) {
     c.client.handle.subscriptions.store(0, Ordering::Relaxed);
     c.client.set_db(0);
     c.client.resp3 = false;
+    c.client.reply_mode = ReplyMode::On;
     c.client.handle.resp3.store(false, Ordering::Relaxed);
     c.out.resp3 = false;
     *c.client.handle.name.lock() = None;
@@ -215,11 +218,11 @@ pub fn client_info_line(c: &ClientHandle, own: Option<&crate::client::Client>) -
     let now = std::time::Instant::now();
     let idle = now.duration_since(*c.last_interaction.lock()).as_secs();
     let last = c.last_cmd.load(Ordering::Relaxed);
+    let sub = Some(c.last_sub.load(Ordering::Relaxed)).filter(|&s| s != usize::MAX);
     let cmd = super::table()
         .commands
         .get(last)
-        .map(|c| c.name)
-        .unwrap_or("NULL");
+        .map_or_else(|| "NULL".to_string(), |cmd| cmd.full_name(sub));
     let mut flags = String::new();
     if c.in_multi.load(Ordering::Relaxed) {
         flags.push('x');
@@ -245,7 +248,7 @@ pub fn client_info_line(c: &ClientHandle, own: Option<&crate::client::Client>) -
         None => (c.subscriptions.load(Ordering::Relaxed), 0, -1),
     };
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -258,6 +261,7 @@ pub fn client_info_line(c: &ClientHandle, own: Option<&crate::client::Client>) -
         sub,
         psub,
         multi,
+        c.bytes_in_query_buf.load(Ordering::Relaxed),
         c.push_pending.load(Ordering::Relaxed),
         cmd,
         if c.resp3.load(Ordering::Relaxed) { 3 } else { 2 },
@@ -300,11 +304,26 @@ fn client(c: &mut Ctx, a: &Argv) {
             }
             _ => c.error(SYNTAX),
         },
+        // OFF and SKIP reply nothing: `execute` drops their output.
         (b"reply", 3) => match a.get(2).to_ascii_lowercase().as_slice() {
-            b"on" => c.out.ok(),
-            _ => c.error("ERR CLIENT REPLY OFF|SKIP is not supported by Cairn"),
+            b"on" => {
+                c.client.reply_mode = ReplyMode::On;
+                c.out.ok()
+            }
+            b"off" => c.client.reply_mode = ReplyMode::Off,
+            b"skip" => {
+                if c.client.reply_mode != ReplyMode::Off {
+                    c.client.reply_mode = ReplyMode::SkipNext;
+                }
+            }
+            _ => c.error(SYNTAX),
         },
         (b"unblock", 3 | 4) => client_unblock(c, a),
+        (b"pause", 3 | 4) => client_pause(c, a),
+        (b"unpause", 2) => {
+            c.srv.pause.unpause();
+            c.out.ok()
+        }
         (b"help", 2) => {
             let lines = [
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -316,6 +335,8 @@ fn client(c: &mut Ctx, a: &Argv) {
                 "KILL <ip:port> | KILL <option> <value> [<option> <value> ...]",
                 "NO-EVICT (ON|OFF)",
                 "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+                "PAUSE <timeout> [WRITE|ALL]",
+                "UNPAUSE",
                 "HELP",
             ];
             c.out.array(lines.len());
@@ -426,8 +447,27 @@ fn client_kill(c: &mut Ctx, a: &Argv) {
             },
             b"addr" => addr = Some(v.to_vec()),
             b"laddr" => laddr = Some(v.to_vec()),
-            b"type" => kind = Some(v.to_ascii_lowercase()),
-            b"user" => {}
+            b"type" => {
+                let t = v.to_ascii_lowercase();
+                if !matches!(
+                    t.as_slice(),
+                    b"normal" | b"master" | b"replica" | b"slave" | b"pubsub"
+                ) {
+                    return c.error(&format!(
+                        "ERR Unknown client type '{}'",
+                        String::from_utf8_lossy(v)
+                    ));
+                }
+                kind = Some(t)
+            }
+            // Only the default user exists.
+            b"user" if v == b"default" => {}
+            b"user" => {
+                return c.error(&format!(
+                    "ERR No such user '{}'",
+                    String::from_utf8_lossy(v)
+                ))
+            }
             b"skipme" => match v.to_ascii_lowercase().as_slice() {
                 b"yes" => skipme = true,
                 b"no" => skipme = false,
@@ -489,4 +529,43 @@ fn client_unblock(c: &mut Ctx, a: &Argv) {
         }
         _ => c.out.int(0),
     }
+}
+
+/// Subcommands the CLIENT handler implements (name, Redis arity).
+const CLIENT_SUBCOMMANDS: &[(&str, i32)] = &[
+    ("id", 2),
+    ("getname", 2),
+    ("setname", 3),
+    ("info", 2),
+    ("list", -2),
+    ("kill", -3),
+    ("no-evict", 3),
+    ("reply", 3),
+    ("unblock", -3),
+    ("pause", -3),
+    ("unpause", 2),
+    ("help", 2),
+];
+
+/// CLIENT PAUSE timeout-ms [WRITE|ALL]
+fn client_pause(c: &mut Ctx, a: &Argv) {
+    let ms = match parse_int(a.get(2)) {
+        Some(ms) if ms < 0 => return c.error(TIMEOUT_NEG),
+        Some(ms) => ms as u64,
+        None => return c.error("ERR timeout is not an integer or out of range"),
+    };
+    let kind = if a.len() == 4 {
+        match a.get(3).to_ascii_lowercase().as_slice() {
+            b"write" => PauseKind::Write,
+            b"all" => PauseKind::All,
+            _ => {
+                return c.error("ERR CLIENT PAUSE mode must be WRITE or ALL");
+            }
+        }
+    } else {
+        PauseKind::All
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    c.srv.pause.pause(until, kind);
+    c.out.ok();
 }

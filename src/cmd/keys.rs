@@ -13,7 +13,7 @@ pub const COMMANDS: &[Command] = &[
     Command::new("del", -2, WRITE, ALL_ARGS, "generic", del),
     Command::new("unlink", -2, WRITE | FAST, ALL_ARGS, "generic", del),
     Command::new("exists", -2, READONLY | FAST, ALL_ARGS, "generic", exists),
-    Command::new("touch", -2, READONLY | FAST, ALL_ARGS, "generic", exists),
+    Command::new("touch", -2, READONLY | FAST, ALL_ARGS, "generic", touch),
     Command::new("type", 2, READONLY | FAST, K1, "generic", type_),
     Command::new(
         "rename",
@@ -50,7 +50,8 @@ pub const COMMANDS: &[Command] = &[
         KeySpec::Range(2, 2, 1),
         "generic",
         object,
-    ),
+    )
+    .with_subcommands(OBJECT_SUBCOMMANDS),
     Command::new("expire", -3, WRITE | FAST, K1, "generic", expire),
     Command::new("pexpire", -3, WRITE | FAST, K1, "generic", pexpire),
     Command::new("expireat", -3, WRITE | FAST, K1, "generic", expireat),
@@ -88,10 +89,21 @@ fn exists(c: &mut Ctx, a: &Argv) {
     c.out.int(n as i64);
 }
 
+/// Like EXISTS, but refreshes each key's access time (EXISTS does not).
+fn touch(c: &mut Ctx, a: &Argv) {
+    let db = c.db();
+    let n = a
+        .iter()
+        .skip(1)
+        .filter(|k| c.ks.lookup(db, k).is_some())
+        .count();
+    c.out.int(n as i64);
+}
+
 fn type_(c: &mut Ctx, a: &Argv) {
     let db = c.db();
     let t =
-        c.ks.lookup(db, a.get(1))
+        c.ks.peek(db, a.get(1))
             .map_or("none", |e| e.value.type_name());
     c.out.simple(t);
 }
@@ -368,10 +380,7 @@ fn object(c: &mut Ctx, a: &Argv) {
     let db = c.db();
     let policy = c.srv.config.read().get("maxmemory-policy").to_string();
     // Peek without refreshing the access clock, as Redis's OBJECT does.
-    let Some(e) =
-        c.ks.lookup(db, a.get(2))
-            .map(|e| (e.value.encoding(), e.lru))
-    else {
+    let Some(e) = c.ks.peek(db, a.get(2)).map(|e| (e.value.encoding(), e.lru)) else {
         return c.out.null();
     };
     let (enc, lru) = e;
@@ -479,7 +488,7 @@ fn pexpireat(c: &mut Ctx, a: &Argv) {
 fn ttl_generic(c: &mut Ctx, a: &Argv, remaining: bool, unit_ms: u64) {
     let db = c.db();
     let now = c.ks.now_ms;
-    let Some(e) = c.ks.lookup(db, a.get(1)) else {
+    let Some(e) = c.ks.peek(db, a.get(1)) else {
         return c.out.int(-2);
     };
     let Some(at) = e.expire_at_ms() else {
@@ -517,3 +526,12 @@ fn persist(c: &mut Ctx, a: &Argv) {
         c.out.int(0)
     }
 }
+
+/// Subcommands the OBJECT handler implements (name, Redis arity).
+const OBJECT_SUBCOMMANDS: &[(&str, i32)] = &[
+    ("encoding", 3),
+    ("freq", 3),
+    ("idletime", 3),
+    ("refcount", 3),
+    ("help", 2),
+];

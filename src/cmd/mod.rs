@@ -13,11 +13,13 @@ use bytes::Bytes;
 use cairn_storage::keyspace::Locked;
 use cairn_storage::Value;
 
-use crate::client::{Client, TimeoutReply};
+use crate::client::{Client, ReplyMode, TimeoutReply};
+use crate::pause::PauseKind;
 use crate::resp::{Argv, OwnedArgv, Reply};
 use crate::server::Server;
 
 pub mod aof;
+pub mod bitops;
 pub mod connection;
 pub mod hash;
 pub mod keys;
@@ -47,6 +49,8 @@ pub const SKIP_SLOWLOG: u32 = 1 << 12;
 pub const ALLOW_BUSY: u32 = 1 << 13;
 /// May be run while subscribed in RESP2.
 pub const SUBSCRIBED_OK: u32 = 1 << 14;
+/// Not a write, but propagated to replicas (PUBLISH): held by CLIENT PAUSE WRITE.
+pub const MAY_REPLICATE: u32 = 1 << 15;
 
 pub const FLAG_NAMES: &[(u32, &str)] = &[
     (WRITE, "write"),
@@ -63,6 +67,7 @@ pub const FLAG_NAMES: &[(u32, &str)] = &[
     (NO_MULTI, "no_multi"),
     (SKIP_SLOWLOG, "skip_slowlog"),
     (ALLOW_BUSY, "allow_busy"),
+    (MAY_REPLICATE, "may_replicate"),
 ];
 
 /// Where a command's keys are.
@@ -87,6 +92,9 @@ pub struct Command {
     pub handler: Handler,
     /// Redis's command group (string, generic, list, ...), for COMMAND DOCS.
     pub group: &'static str,
+    /// For container commands (CLIENT, CONFIG, ...): each subcommand's name
+    /// and arity (counted from the container's name, as Redis counts it).
+    pub subcommands: &'static [(&'static str, i32)],
 }
 
 impl Command {
@@ -105,6 +113,33 @@ impl Command {
             keys,
             handler,
             group,
+            subcommands: &[],
+        }
+    }
+
+    /// Declares the subcommands the handler implements: the dispatcher then
+    /// checks their arity and rejects unknown ones with Redis's errors.
+    pub const fn with_subcommands(mut self, subs: &'static [(&'static str, i32)]) -> Self {
+        self.subcommands = subs;
+        self
+    }
+
+    /// Index into `subcommands` of the subcommand `argv` invokes.
+    pub fn subcommand(&self, argv: &Argv) -> Option<usize> {
+        if self.subcommands.is_empty() || argv.len() < 2 {
+            return None;
+        }
+        let name = argv.get(1);
+        self.subcommands
+            .iter()
+            .position(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+    }
+
+    /// "client|list" for a subcommand, "get" otherwise.
+    pub fn full_name(&self, sub: Option<usize>) -> String {
+        match sub.and_then(|i| self.subcommands.get(i)) {
+            Some((s, _)) => format!("{}|{}", self.name, s),
+            None => self.name.to_string(),
         }
     }
 
@@ -169,9 +204,8 @@ impl Command {
         }
         match self.group {
             "generic" => c.push("@keyspace".into()),
-            "string" | "list" | "hash" | "set" | "stream" | "transactions" | "connection" => {
-                c.push(format!("@{}", self.group))
-            }
+            "string" | "bitmap" | "list" | "hash" | "set" | "stream" | "transactions"
+            | "connection" => c.push(format!("@{}", self.group)),
             "sorted_set" => c.push("@sortedset".into()),
             _ => {}
         }
@@ -190,6 +224,7 @@ impl Table {
             connection::COMMANDS,
             keys::COMMANDS,
             strings::COMMANDS,
+            bitops::COMMANDS,
             server::COMMANDS,
             multi::COMMANDS,
             hash::COMMANDS,
@@ -415,8 +450,50 @@ fn runs_inside_multi(name: &str) -> bool {
     )
 }
 
-/// Looks up, checks and runs one client command.
+/// Until when CLIENT PAUSE holds this command back, if it does. Commands that
+/// fail their arity check and commands being queued by MULTI are never held;
+/// EXEC is held as a write when it has a write queued.
+pub fn held_by_pause(srv: &Server, client: &Client, argv: &Argv) -> Option<std::time::Instant> {
+    let (until, kind) = srv.pause.current()?;
+    let t = table();
+    let cmd = t.commands[t.lookup(argv.get(0))?];
+    let n = argv.len() as i32;
+    if (cmd.arity > 0 && n != cmd.arity) || (cmd.arity < 0 && n < -cmd.arity) {
+        return None;
+    }
+    let writes = |c: &Command| c.has(WRITE | MAY_REPLICATE);
+    let held = match &client.multi {
+        Some(_) if !runs_inside_multi(cmd.name) => false,
+        Some(m) if cmd.name == "exec" => {
+            kind == PauseKind::All || m.queued.iter().any(|(i, _)| writes(t.commands[*i]))
+        }
+        _ => kind == PauseKind::All || writes(cmd),
+    };
+    held.then_some(until)
+}
+
+/// Looks up, checks and runs one client command, honouring CLIENT REPLY.
 pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Argv) {
+    let mark = out.buf.len();
+    execute_command(srv, client, out, argv);
+    match client.reply_mode {
+        ReplyMode::On => return,
+        ReplyMode::Off => {}
+        // CLIENT REPLY SKIP itself: the next command is the one skipped.
+        ReplyMode::SkipNext => client.reply_mode = ReplyMode::Skip,
+        ReplyMode::Skip => client.reply_mode = ReplyMode::On,
+    }
+    // (P)SUBSCRIBE confirmations are pushes, which Redis sends regardless.
+    let pushes = table()
+        .lookup(argv.get(0))
+        .map(|i| table().commands[i])
+        .is_some_and(|c| c.has(PUBSUB) && c.has(SUBSCRIBED_OK));
+    if !pushes {
+        out.buf.truncate(mark);
+    }
+}
+
+fn execute_command(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Argv) {
     let table = table();
     let Some(idx) = table.lookup(argv.get(0)) else {
         let mut msg = format!(
@@ -441,6 +518,25 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Argv) 
         flag_multi_error(client);
         out.error("NOAUTH Authentication required.");
         return;
+    }
+    if !cmd.subcommands.is_empty() && argv.len() >= 2 {
+        let err = match cmd.subcommand(argv) {
+            Some(i) => {
+                let arity = cmd.subcommands[i].1;
+                ((arity > 0 && n != arity) || (arity < 0 && n < -arity))
+                    .then(|| wrong_args(&cmd.full_name(Some(i))))
+            }
+            None => Some(format!(
+                "ERR unknown subcommand '{}'. Try {} HELP.",
+                String::from_utf8_lossy(&argv.get(1)[..argv.get(1).len().min(128)]),
+                cmd.name.to_uppercase()
+            )),
+        };
+        if let Some(e) = err {
+            flag_multi_error(client);
+            out.error(&e);
+            return;
+        }
     }
     if !client.resp3 && client.subscription_count() > 0 && !cmd.has(SUBSCRIBED_OK) {
         out.error(&format!(
@@ -468,6 +564,8 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Argv) 
     }
     if cmd.name == "exec" {
         multi::exec(srv, client, out, idx);
+        // After the queued commands, as Redis orders it; also when aborted.
+        srv.feed_monitors(client.db, &client.handle.addr, argv);
         return;
     }
     run(srv, client, out, idx, argv);
@@ -483,6 +581,15 @@ fn flag_multi_error(client: &mut Client) {
 pub fn run(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize, argv: &Argv) {
     let cmd = table().commands[idx];
     let now = client.clock.now_ms();
+    // Set before running, so CLIENT LIST/INFO show themselves as the command.
+    client
+        .handle
+        .last_cmd
+        .store(idx, std::sync::atomic::Ordering::Relaxed);
+    client.handle.last_sub.store(
+        cmd.subcommand(argv).unwrap_or(usize::MAX),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let ks = match &cmd.keys {
         KeySpec::None => srv.ks.lock_keys(std::iter::empty::<&[u8]>(), now),
         KeySpec::All => srv.ks.lock_all(now),
@@ -492,6 +599,9 @@ pub fn run(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize, argv:
             now,
         ),
     };
+    let mut ks = ks;
+    ks.track_created = srv.notifies(event::NEW);
+    ks.keep_expired = srv.pause.current().is_some();
     let mut ctx = Ctx {
         srv,
         client,
@@ -506,7 +616,11 @@ pub fn run(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize, argv:
         propagated: Vec::new(),
     };
     (cmd.handler)(&mut ctx, argv);
+    let db = ctx.client.db;
     finish(ctx, argv);
+    if !cmd.has(ADMIN) {
+        srv.feed_monitors(db, &client.handle.addr, argv);
+    }
 }
 
 /// After a command: account it, publish its events, wake blocked clients.
@@ -565,8 +679,21 @@ pub fn finish(ctx: Ctx, argv: &Argv) {
         }
     }
     let expired = std::mem::take(&mut ks.expired);
+    let created = std::mem::take(&mut ks.created);
     drop(ks);
     // The shards are released from here on.
+    // Redis announces a new key when it is added, before the command's event.
+    for (db, key) in created.into_iter().rev() {
+        notifications.insert(
+            0,
+            Notification {
+                class: event::NEW,
+                event: "new",
+                db,
+                key,
+            },
+        );
+    }
     for (db, key) in expired {
         srv.stats
             .expired_keys
@@ -588,6 +715,11 @@ pub fn finish(ctx: Ctx, argv: &Argv) {
         .handle
         .last_cmd
         .store(cmd_index, std::sync::atomic::Ordering::Relaxed);
+    client.handle.last_sub.store(
+        cmd.subcommand(argv).unwrap_or(usize::MAX),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+
     if !notifications.is_empty() {
         srv.publish_notifications(&notifications);
     }

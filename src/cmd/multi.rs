@@ -134,7 +134,7 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
         .iter()
         .any(|(i, _)| matches!(t.commands[*i].keys, KeySpec::All));
     let watched_keys: Vec<Bytes> = client.watched.iter().map(|(_, k)| k.clone()).collect();
-    let ks = if needs_all {
+    let mut ks = if needs_all {
         srv.ks.lock_all(now)
     } else {
         let mut keys: Vec<Vec<u8>> = Vec::new();
@@ -147,6 +147,8 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
         keys.extend(watched_keys.iter().map(|k| k.to_vec()));
         srv.ks.lock_keys(keys, now)
     };
+    ks.track_created = srv.notifies(super::event::NEW);
+    ks.keep_expired = srv.pause.current().is_some();
     let mut ctx = Ctx {
         srv,
         client,
@@ -192,6 +194,9 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
                 ctx.propagated.push((ctx.client.db, argv.clone()));
             }
             srv.stats.record_call(*i, std::time::Duration::ZERO);
+            if !cmd.has(ADMIN) {
+                srv.feed_monitors(ctx.client.db, &ctx.client.handle.addr, &a);
+            }
         }
     }
     ctx.cmd = t.commands[exec_idx];

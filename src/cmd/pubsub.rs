@@ -42,7 +42,7 @@ pub const COMMANDS: &[Command] = &[
     Command::new(
         "publish",
         3,
-        PUBSUB | LOADING | STALE | FAST,
+        PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
         NoKeys,
         "pubsub",
         publish,
@@ -54,7 +54,8 @@ pub const COMMANDS: &[Command] = &[
         NoKeys,
         "pubsub",
         pubsub,
-    ),
+    )
+    .with_subcommands(PUBSUB_SUBCOMMANDS),
 ];
 
 fn confirm(c: &mut Ctx, kind: &[u8], name: Option<&[u8]>) {
@@ -168,3 +169,12 @@ fn pubsub(c: &mut Ctx, a: &Argv) {
         )),
     }
 }
+
+/// Subcommands the PUBSUB handler implements (name, Redis arity).
+const PUBSUB_SUBCOMMANDS: &[(&str, i32)] = &[
+    ("channels", -2),
+    ("numsub", -2),
+    ("numpat", 2),
+    ("shardchannels", -2),
+    ("shardnumsub", -2),
+];

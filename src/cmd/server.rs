@@ -17,7 +17,8 @@ pub const COMMANDS: &[Command] = &[
         KeySpec::None,
         "server",
         config,
-    ),
+    )
+    .with_subcommands(CONFIG_SUBCOMMANDS),
     Command::new(
         "command",
         -1,
@@ -25,7 +26,8 @@ pub const COMMANDS: &[Command] = &[
         KeySpec::None,
         "server",
         command,
-    ),
+    )
+    .with_subcommands(COMMAND_SUBCOMMANDS),
     Command::new("dbsize", 1, READONLY | FAST, KeySpec::All, "server", dbsize),
     Command::new("flushdb", -1, WRITE, KeySpec::All, "server", flushdb),
     Command::new("flushall", -1, WRITE, KeySpec::All, "server", flushall),
@@ -61,7 +63,8 @@ pub const COMMANDS: &[Command] = &[
         KeySpec::None,
         "server",
         slowlog,
-    ),
+    )
+    .with_subcommands(SLOWLOG_SUBCOMMANDS),
     Command::new(
         "latency",
         -2,
@@ -69,6 +72,15 @@ pub const COMMANDS: &[Command] = &[
         KeySpec::None,
         "server",
         latency,
+    )
+    .with_subcommands(LATENCY_SUBCOMMANDS),
+    Command::new(
+        "monitor",
+        1,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        KeySpec::None,
+        "server",
+        monitor,
     ),
     Command::new(
         "role",
@@ -138,7 +150,7 @@ pub fn info_text(c: &Ctx, sections: &[String]) -> String {
             "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:{}\r\n\r\n",
             srv.client_count(),
             cfg.get("maxclients"),
-            srv.blocking.blocked_clients(),
+            srv.blocking.blocked_clients() + srv.pause.waiting.load(Relaxed),
             srv.blocking.blocked_clients(),
         );
     }
@@ -430,14 +442,24 @@ fn config_set(c: &mut Ctx, a: &Argv) {
 }
 
 fn command_info(c: &mut Ctx, cmd: &Command) {
+    command_info_entry(c, cmd, None);
+}
+
+/// One COMMAND INFO entry: the command itself, or (with `sub`) one of its
+/// subcommands, which Redis lists under the container's tenth field.
+fn command_info_entry(c: &mut Ctx, cmd: &Command, sub: Option<usize>) {
     c.out.array(10);
-    c.out.bulk(cmd.name.as_bytes());
-    c.out.int(cmd.arity as i64);
-    let flags: Vec<&str> = FLAG_NAMES
+    c.out.bulk(cmd.full_name(sub).as_bytes());
+    c.out
+        .int(sub.map_or(cmd.arity, |i| cmd.subcommands[i].1) as i64);
+    let mut flags: Vec<&str> = FLAG_NAMES
         .iter()
         .filter(|(f, _)| cmd.has(*f))
         .map(|(_, n)| *n)
         .collect();
+    if matches!(cmd.keys, KeySpec::Custom(_)) {
+        flags.push("movablekeys");
+    }
     c.out.set(flags.len());
     for f in flags {
         c.out.simple(f);
@@ -453,7 +475,77 @@ fn command_info(c: &mut Ctx, cmd: &Command) {
     }
     c.out.array(0); // tips
     c.out.array(0); // key specs
-    c.out.array(0); // subcommands
+    if sub.is_some() {
+        c.out.array(0);
+    } else {
+        c.out.array(cmd.subcommands.len());
+        for i in 0..cmd.subcommands.len() {
+            command_info_entry(c, cmd, Some(i));
+        }
+    }
+}
+
+/// A command by its full name: "get", or "client|list" for a subcommand.
+fn lookup_full_name(name: &[u8]) -> Option<(&'static Command, Option<usize>)> {
+    let t = table();
+    let mut parts = name.splitn(2, |&b| b == b'|');
+    let cmd = t.commands[t.lookup(parts.next()?)?];
+    match parts.next() {
+        None => Some((cmd, None)),
+        Some(sub) => {
+            let i = cmd
+                .subcommands
+                .iter()
+                .position(|(n, _)| n.as_bytes().eq_ignore_ascii_case(sub))?;
+            Some((cmd, Some(i)))
+        }
+    }
+}
+
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT cat | PATTERN pattern].
+fn command_list(c: &mut Ctx, a: &Argv) {
+    enum Filter {
+        None,
+        Module,
+        AclCat(String),
+        Pattern(Vec<u8>),
+    }
+    let filter = match a.len() {
+        2 => Filter::None,
+        5 if a.get(2).eq_ignore_ascii_case(b"filterby") => {
+            let v = a.get(4);
+            match a.get(3).to_ascii_lowercase().as_slice() {
+                b"module" => Filter::Module,
+                b"aclcat" => {
+                    Filter::AclCat(format!("@{}", String::from_utf8_lossy(v).to_lowercase()))
+                }
+                b"pattern" => Filter::Pattern(v.to_vec()),
+                _ => return c.error(SYNTAX),
+            }
+        }
+        _ => return c.error(SYNTAX),
+    };
+    let mut names: Vec<String> = Vec::new();
+    for cmd in &table().commands {
+        let subs = std::iter::once(None).chain((0..cmd.subcommands.len()).map(Some));
+        for sub in subs {
+            let name = cmd.full_name(sub);
+            let keep = match &filter {
+                Filter::None => true,
+                // No modules are loaded.
+                Filter::Module => false,
+                Filter::AclCat(cat) => cmd.acl_categories().contains(cat),
+                Filter::Pattern(p) => crate::glob::matches(p, name.as_bytes(), true),
+            };
+            if keep {
+                names.push(name);
+            }
+        }
+    }
+    c.out.array(names.len());
+    for n in names {
+        c.out.bulk(n.as_bytes());
+    }
 }
 
 fn command(c: &mut Ctx, a: &Argv) {
@@ -478,8 +570,8 @@ fn command(c: &mut Ctx, a: &Argv) {
             }
             c.out.array(a.len() - 2);
             for name in a.iter().skip(2) {
-                match t.lookup(name) {
-                    Some(i) => command_info(c, t.commands[i]),
+                match lookup_full_name(name) {
+                    Some((cmd, sub)) => command_info_entry(c, cmd, sub),
                     None => c.out.null_array(),
                 }
             }
@@ -504,28 +596,21 @@ fn command(c: &mut Ctx, a: &Argv) {
                 c.out.bulk(cmd.group.as_bytes());
             }
         }
-        b"list" => {
-            let mut filter_pat: Option<Vec<u8>> = None;
-            if a.len() == 5 && a.get(2).eq_ignore_ascii_case(b"filterby") {
-                if a.get(3).eq_ignore_ascii_case(b"pattern") {
-                    filter_pat = Some(a.get(4).to_vec());
-                }
-            } else if a.len() != 2 {
-                return c.error(SYNTAX);
-            }
-            let names: Vec<&str> = t
-                .commands
-                .iter()
-                .map(|c| c.name)
-                .filter(|n| {
-                    filter_pat
-                        .as_ref()
-                        .is_none_or(|p| crate::glob::matches(p, n.as_bytes(), true))
-                })
-                .collect();
-            c.out.array(names.len());
-            for n in names {
-                c.out.bulk(n.as_bytes());
+        b"list" => command_list(c, a),
+        b"help" => {
+            let lines = [
+                "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "(no subcommand)",
+                "COUNT",
+                "DOCS [<command-name> ...]",
+                "GETKEYS <full-command>",
+                "INFO [<command-name> ...]",
+                "LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
+                "HELP",
+            ];
+            c.out.array(lines.len());
+            for l in lines {
+                c.out.simple(l);
             }
         }
         b"getkeys" if a.len() >= 3 => {
@@ -798,9 +883,51 @@ fn latency(c: &mut Ctx, a: &Argv) {
     }
 }
 
+/// MONITOR: from now on this client receives every command other clients run.
+fn monitor(c: &mut Ctx, _a: &Argv) {
+    let mut m = c.srv.monitors.lock();
+    if !m.iter().any(|h| h.id == c.client.id()) {
+        m.push(c.client.handle.clone());
+        c.srv.monitor_count.store(m.len(), Relaxed);
+    }
+    drop(m);
+    c.out.ok();
+}
+
 fn role(c: &mut Ctx, _a: &Argv) {
     c.out.array(3);
     c.out.bulk(b"master");
     c.out.int(0);
     c.out.array(0);
 }
+
+/// Subcommands the CONFIG handler implements (name, Redis arity).
+const CONFIG_SUBCOMMANDS: &[(&str, i32)] = &[
+    ("get", -3),
+    ("set", -4),
+    ("resetstat", 2),
+    ("rewrite", 2),
+    ("help", 2),
+];
+
+/// Subcommands the COMMAND handler implements (name, Redis arity).
+const COMMAND_SUBCOMMANDS: &[(&str, i32)] = &[
+    ("count", 2),
+    ("docs", -2),
+    ("getkeys", -4),
+    ("info", -2),
+    ("list", -2),
+    ("help", 2),
+];
+
+/// Subcommands the SLOWLOG handler implements (name, Redis arity).
+const SLOWLOG_SUBCOMMANDS: &[(&str, i32)] = &[("get", -2), ("len", 2), ("reset", 2), ("help", 2)];
+
+/// Subcommands the LATENCY handler implements (name, Redis arity).
+const LATENCY_SUBCOMMANDS: &[(&str, i32)] = &[
+    ("latest", 2),
+    ("history", 3),
+    ("reset", -2),
+    ("doctor", 2),
+    ("help", 2),
+];

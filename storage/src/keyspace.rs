@@ -469,6 +469,13 @@ pub struct Locked<'a> {
     pub expired: Vec<(usize, Key)>,
     /// Set while loading data or replaying a log: nothing expires then.
     pub no_expire: bool,
+    /// While clients are paused: an expired key reads as absent but is not
+    /// deleted (nothing may change the dataset then).
+    pub keep_expired: bool,
+    /// When set, keys created while locked are recorded in `created`
+    /// (for the "new" keyspace event).
+    pub track_created: bool,
+    pub created: Vec<(usize, Key)>,
 }
 
 impl<'a> Locked<'a> {
@@ -479,6 +486,9 @@ impl<'a> Locked<'a> {
             now_ms,
             expired: Vec::new(),
             no_expire: false,
+            keep_expired: false,
+            track_created: false,
+            created: Vec::new(),
         }
     }
 
@@ -561,6 +571,16 @@ impl<'a> Locked<'a> {
 
     /// Looks a key up, deleting it first if its deadline has passed.
     pub fn lookup(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        self.lookup_touching(db, key, true)
+    }
+
+    /// Like [`lookup`](Self::lookup) but leaves the access time alone
+    /// (TYPE, TTL, EXISTS, OBJECT: Redis's LOOKUP_NOTOUCH).
+    pub fn peek(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        self.lookup_touching(db, key, false)
+    }
+
+    fn lookup_touching(&mut self, db: usize, key: &[u8], touch: bool) -> Option<&mut Entry> {
         let hash = hash_bytes(key);
         let idx = shard_index(hash);
         let now = self.now_ms;
@@ -574,6 +594,9 @@ impl<'a> Locked<'a> {
                 Some(e) => !no_expire && e.expire_at_ms != 0 && e.expire_at_ms <= now,
             }
         };
+        if expired && self.keep_expired {
+            return None;
+        }
         if expired {
             let shard = self.shard(idx);
             let Shard { dbs, watched, .. } = shard;
@@ -587,7 +610,9 @@ impl<'a> Locked<'a> {
         }
         let shard = self.shard(idx);
         let e = shard.dbs[db].dict.get_mut_hashed(hash, key)?;
-        e.lru = lru_clock();
+        if touch {
+            e.lru = lru_clock();
+        }
         Some(e)
     }
 
@@ -599,7 +624,7 @@ impl<'a> Locked<'a> {
     }
 
     pub fn exists(&mut self, db: usize, key: &[u8]) -> bool {
-        self.lookup(db, key).is_some()
+        self.peek(db, key).is_some()
     }
 
     /// Sets `key` to `value`, dropping any TTL (SET semantics).
@@ -630,9 +655,13 @@ impl<'a> Locked<'a> {
                     d.expires.remove(&(at, Bytes::copy_from_slice(key)));
                 }
             }
-            None => d
-                .dict
-                .insert_new_hashed(hash, Bytes::copy_from_slice(key), Entry::new(value)),
+            None => {
+                d.dict
+                    .insert_new_hashed(hash, Bytes::copy_from_slice(key), Entry::new(value));
+                if self.track_created {
+                    self.created.push((db, Bytes::copy_from_slice(key)));
+                }
+            }
         }
     }
 
