@@ -24,6 +24,7 @@ pub mod connection;
 pub mod hash;
 pub mod keys;
 pub mod list;
+pub mod long_double;
 pub mod multi;
 pub mod persistence;
 pub mod pubsub;

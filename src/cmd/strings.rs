@@ -2,7 +2,7 @@
 
 use cairn_storage::Value;
 
-use super::{event, parse_float, parse_int, Command, Ctx, KeySpec, *};
+use super::{event, parse_int, Command, Ctx, KeySpec, *};
 use crate::resp::Argv;
 
 const K1: KeySpec = KeySpec::Range(1, 1, 1);
@@ -566,35 +566,25 @@ fn decrby(c: &mut Ctx, a: &Argv) {
     }
 }
 
-/// Formats INCRBYFLOAT results as Redis does: plain decimal notation, no
-/// exponent, no trailing zeros.
-pub fn format_incr_float(v: f64) -> String {
-    let s = format!("{v}");
-    if s == "-0" {
-        "0".into()
-    } else {
-        s
-    }
-}
-
 fn incrbyfloat(c: &mut Ctx, a: &Argv) {
     let key = a.get(1);
-    let Some(by) = parse_float(a.get(2)) else {
+    // Redis adds in 80-bit long double and prints with %.17Lf: reproduce it
+    // exactly rather than approximating with f64.
+    let Some(by) = long_double::parse(a.get(2)) else {
         return c.error(NOT_FLOAT);
     };
     let cur = match c.get_str(key) {
-        Ok(Some(v)) => match parse_float(v) {
+        Ok(Some(v)) => match long_double::parse(v) {
             Some(n) => n,
             None => return c.error(NOT_FLOAT),
         },
-        Ok(None) => 0.0,
+        Ok(None) => long_double::Ext::from_i64(0),
         Err(()) => return,
     };
-    let n = cur + by;
-    if n.is_nan() || n.is_infinite() {
+    let Some(n) = cur.checked_add(by).filter(|n| !n.is_inf()) else {
         return c.error("ERR increment would produce NaN or Infinity");
-    }
-    let text = format_incr_float(n);
+    };
+    let text = n.to_human();
     let db = c.db();
     c.ks.set_keep_ttl(db, key, Value::Str(text.clone().into_bytes()));
     c.dirty += 1;
@@ -629,15 +619,18 @@ fn lcs(c: &mut Ctx, a: &Argv) {
     if want_len && want_idx {
         return c.error("ERR If you want both the length and indexes, please just use IDX.");
     }
-    let fetch = |c: &mut Ctx, k: &[u8]| -> Result<Vec<u8>, ()> {
-        match c.get_str(k) {
-            Ok(Some(v)) => Ok(v.clone()),
-            Ok(None) => Ok(Vec::new()),
-            Err(()) => Err(()),
+    // LCS has its own error for non-strings, not WRONGTYPE.
+    let db = c.db();
+    let mut fetch = |k: &[u8]| -> Result<Vec<u8>, ()> {
+        match c.ks.lookup(db, k).map(|e| &e.value) {
+            Some(Value::Str(v)) => Ok(v.clone()),
+            Some(_) => Err(()),
+            None => Ok(Vec::new()),
         }
     };
-    let Ok(x) = fetch(c, a.get(1)) else { return };
-    let Ok(y) = fetch(c, a.get(2)) else { return };
+    let (Ok(x), Ok(y)) = (fetch(a.get(1)), fetch(a.get(2))) else {
+        return c.error("ERR The specified keys must contain string values");
+    };
     // Classic dynamic programming table; Redis's limits apply (strings are
     // bounded by proto-max-bulk-len, and the table by memory).
     let (n, m) = (x.len(), y.len());
