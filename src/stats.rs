@@ -12,12 +12,16 @@ use parking_lot::Mutex;
 struct CmdCounters {
     calls: Box<[AtomicU64]>,
     usec: Box<[AtomicU64]>,
+    keyspace_hits: AtomicU64,
+    keyspace_misses: AtomicU64,
 }
 
 fn new_counters(n: usize) -> Arc<CmdCounters> {
     Arc::new(CmdCounters {
         calls: (0..n).map(|_| AtomicU64::new(0)).collect(),
         usec: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        keyspace_hits: AtomicU64::new(0),
+        keyspace_misses: AtomicU64::new(0),
     })
 }
 
@@ -30,6 +34,18 @@ thread_local! {
     static LOCAL: OnceCell<Arc<CmdCounters>> = const { OnceCell::new() };
 }
 
+/// This thread's counter block, registered on first use.
+fn with_local(f: impl FnOnce(&CmdCounters)) {
+    LOCAL.with(|cell| {
+        let c = cell.get_or_init(|| {
+            let c = new_counters(crate::cmd::table().commands.len());
+            all_blocks().lock().push(c.clone());
+            c
+        });
+        f(c)
+    });
+}
+
 #[derive(Default)]
 pub struct Stats {
     pub total_connections_received: AtomicU64,
@@ -38,8 +54,6 @@ pub struct Stats {
     pub expired_stale_perc: AtomicU64,
     pub expire_cycle_cpu_us: AtomicU64,
     pub evicted_keys: AtomicU64,
-    pub keyspace_hits: AtomicU64,
-    pub keyspace_misses: AtomicU64,
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
     pub total_error_replies: AtomicU64,
@@ -49,15 +63,31 @@ pub struct Stats {
 
 impl Stats {
     pub fn record_call(&self, cmd_index: usize, elapsed: Duration) {
-        LOCAL.with(|cell| {
-            let c = cell.get_or_init(|| {
-                let c = new_counters(crate::cmd::table().commands.len());
-                all_blocks().lock().push(c.clone());
-                c
-            });
+        with_local(|c| {
             c.calls[cmd_index].fetch_add(1, Relaxed);
             c.usec[cmd_index].fetch_add(elapsed.as_micros() as u64, Relaxed);
         });
+    }
+
+    /// Key lookups of a read command (INFO keyspace_hits / keyspace_misses).
+    pub fn record_lookups(&self, hits: u32, misses: u32) {
+        if hits == 0 && misses == 0 {
+            return;
+        }
+        with_local(|c| {
+            c.keyspace_hits.fetch_add(hits as u64, Relaxed);
+            c.keyspace_misses.fetch_add(misses as u64, Relaxed);
+        });
+    }
+
+    /// (hits, misses) summed over threads.
+    pub fn keyspace_lookups(&self) -> (u64, u64) {
+        all_blocks().lock().iter().fold((0, 0), |(h, m), b| {
+            (
+                h + b.keyspace_hits.load(Relaxed),
+                m + b.keyspace_misses.load(Relaxed),
+            )
+        })
     }
 
     /// (calls, microseconds) per command index.
@@ -82,14 +112,14 @@ impl Stats {
             for a in b.calls.iter().chain(b.usec.iter()) {
                 a.store(0, Relaxed);
             }
+            b.keyspace_hits.store(0, Relaxed);
+            b.keyspace_misses.store(0, Relaxed);
         }
         for a in [
             &self.total_connections_received,
             &self.rejected_connections,
             &self.expired_keys,
             &self.evicted_keys,
-            &self.keyspace_hits,
-            &self.keyspace_misses,
             &self.net_input_bytes,
             &self.net_output_bytes,
             &self.total_error_replies,

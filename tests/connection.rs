@@ -280,7 +280,6 @@ fn select_is_per_connection() {
 }
 
 #[test]
-#[ignore = "reason: bug in src/cmd/connection.rs: HELLO before AUTH says 'HELLO <proto> AUTH' where Redis 7.0.15 says 'HELLO AUTH'"]
 fn hello_before_auth_error_text() {
     let mut p = Pair::with_args(&["--requirepass", "s3cret"]);
     p.is(&["HELLO", "2"], "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");

@@ -152,7 +152,7 @@ fn hello(c: &mut Ctx, a: &Argv) {
         }
     }
     if !c.client.authenticated {
-        return c.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        return c.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
     }
     if let Some(n) = setname {
         *c.client.handle.name.lock() = (!n.is_empty()).then_some(n);

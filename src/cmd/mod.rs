@@ -679,6 +679,9 @@ pub fn finish(ctx: Ctx, argv: &Argv) {
             client.wait_lsn = Some(client.wait_lsn.map_or(lsn, |w| w.max(lsn)));
         }
     }
+    if cmd.has(READONLY) {
+        srv.stats.record_lookups(ks.hits, ks.misses);
+    }
     let expired = std::mem::take(&mut ks.expired);
     let created = std::mem::take(&mut ks.created);
     drop(ks);

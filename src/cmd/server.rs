@@ -224,8 +224,8 @@ pub fn info_text(c: &Ctx, sections: &[String]) -> String {
             0.0,
             s.expire_cycle_cpu_us.load(Relaxed) / 1000,
             s.evicted_keys.load(Relaxed),
-            s.keyspace_hits.load(Relaxed),
-            s.keyspace_misses.load(Relaxed),
+            s.keyspace_lookups().0,
+            s.keyspace_lookups().1,
             srv.pubsub.channel_names(None).len(),
             srv.pubsub.numpat(),
             s.total_error_replies.load(Relaxed),
@@ -414,7 +414,7 @@ fn config_set(c: &mut Ctx, a: &Argv) {
                 Some(f) => value = format_notify_flags(f),
                 None => {
                     drop(cfg);
-                    return c.error(&format!("ERR CONFIG SET failed (possibly related to argument '{name}') - Invalid event class character. Use 'Ag$lshzxeKEtmd'."));
+                    return c.error(&format!("ERR CONFIG SET failed (possibly related to argument '{name}') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'."));
                 }
             }
         }
@@ -572,7 +572,7 @@ fn command(c: &mut Ctx, a: &Argv) {
             for name in a.iter().skip(2) {
                 match lookup_full_name(name) {
                     Some((cmd, sub)) => command_info_entry(c, cmd, sub),
-                    None => c.out.null_array(),
+                    None => c.out.null(),
                 }
             }
         }

@@ -469,6 +469,10 @@ pub struct Locked<'a> {
     pub expired: Vec<(usize, Key)>,
     /// Set while loading data or replaying a log: nothing expires then.
     pub no_expire: bool,
+    /// Lookups that found / did not find their key (INFO keyspace_hits and
+    /// keyspace_misses count them for read commands).
+    pub hits: u32,
+    pub misses: u32,
     /// While clients are paused: an expired key reads as absent but is not
     /// deleted (nothing may change the dataset then).
     pub keep_expired: bool,
@@ -486,6 +490,8 @@ impl<'a> Locked<'a> {
             now_ms,
             expired: Vec::new(),
             no_expire: false,
+            hits: 0,
+            misses: 0,
             keep_expired: false,
             track_created: false,
             created: Vec::new(),
@@ -590,10 +596,18 @@ impl<'a> Locked<'a> {
             let shard = self.shard(idx);
             let d = &mut shard.dbs[db];
             match d.dict.get_hashed(hash, key) {
-                None => return None,
+                None => {
+                    self.misses += 1;
+                    return None;
+                }
                 Some(e) => !no_expire && e.expire_at_ms != 0 && e.expire_at_ms <= now,
             }
         };
+        if expired {
+            self.misses += 1;
+        } else {
+            self.hits += 1;
+        }
         if expired && self.keep_expired {
             return None;
         }
