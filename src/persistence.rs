@@ -410,14 +410,7 @@ pub fn startup(srv: &Arc<Server>) -> Result<(), String> {
             f.sync_data()
                 .and_then(|_| p.fs.sync_parent(&path))
                 .map_err(|e| io_err("creating the AOF base", e))?;
-            Manifest {
-                base: Some(aof::AofFileInfo {
-                    name,
-                    seq: 1,
-                    kind: aof::AofKind::Base,
-                }),
-                ..Default::default()
-            }
+            Manifest::with_base(name)
         }
         Some((Some(m), report)) => {
             if let Some((file, bytes, records)) = &report.truncated {
@@ -448,14 +441,7 @@ pub fn startup(srv: &Arc<Server>) -> Result<(), String> {
                 &paths.dir().join(&name),
             )
             .map_err(|e| io_err("moving the legacy AOF", e))?;
-            Manifest {
-                base: Some(aof::AofFileInfo {
-                    name,
-                    seq: 1,
-                    kind: aof::AofKind::Base,
-                }),
-                ..Default::default()
-            }
+            Manifest::with_base(name)
         }
     };
     p.start_log(&paths, policy, manifest)

@@ -578,6 +578,20 @@ fn flag_multi_error(client: &mut Client) {
     }
 }
 
+/// Locks the shards `cmd` declares for `argv` (all of them for
+/// whole-keyspace commands).
+fn lock_for<'a>(srv: &'a Server, cmd: &Command, argv: &Argv, now: u64) -> Locked<'a> {
+    match &cmd.keys {
+        KeySpec::None => srv.ks.lock_keys(std::iter::empty::<&[u8]>(), now),
+        KeySpec::All => srv.ks.lock_all(now),
+        KeySpec::Range(1, 1, 1) => srv.ks.lock_key(argv.get(1), now),
+        _ => srv.ks.lock_keys(
+            cmd.key_positions(argv).into_iter().map(|i| argv.get(i)),
+            now,
+        ),
+    }
+}
+
 /// Locks what `cmd` needs for `argv` and runs it.
 pub fn run(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize, argv: &Argv) {
     let cmd = table().commands[idx];
@@ -591,15 +605,7 @@ pub fn run(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize, argv:
         cmd.subcommand(argv).unwrap_or(usize::MAX),
         std::sync::atomic::Ordering::Relaxed,
     );
-    let ks = match &cmd.keys {
-        KeySpec::None => srv.ks.lock_keys(std::iter::empty::<&[u8]>(), now),
-        KeySpec::All => srv.ks.lock_all(now),
-        KeySpec::Range(1, 1, 1) => srv.ks.lock_key(argv.get(1), now),
-        _ => srv.ks.lock_keys(
-            cmd.key_positions(argv).into_iter().map(|i| argv.get(i)),
-            now,
-        ),
-    };
+    let ks = lock_for(srv, cmd, argv, now);
     let mut ks = ks;
     ks.track_created = srv.notifies(event::NEW);
     ks.keep_expired = srv.pause.current().is_some();
@@ -740,14 +746,7 @@ pub fn run_replay(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize
         return;
     }
     let now = client.clock.now_ms();
-    let mut ks = match &cmd.keys {
-        KeySpec::None => srv.ks.lock_keys(std::iter::empty::<&[u8]>(), now),
-        KeySpec::All => srv.ks.lock_all(now),
-        _ => srv.ks.lock_keys(
-            cmd.key_positions(argv).into_iter().map(|i| argv.get(i)),
-            now,
-        ),
-    };
+    let mut ks = lock_for(srv, cmd, argv, now);
     ks.no_expire = true;
     let mut ctx = Ctx {
         srv,

@@ -96,30 +96,9 @@ impl Server {
             return None;
         }
         let tmp = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let mut child = Command::new("redis-server")
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--bind")
-            .arg("127.0.0.1")
-            .arg("--dir")
-            .arg(tmp.path())
-            .arg("--save")
-            .arg("")
-            .arg("--daemonize")
-            .arg("no")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        wait_ready(port, &mut child, "redis-server");
-        Some(Server {
-            child: Some(child),
-            port,
-            dir: tmp.path().to_path_buf(),
-            _tmp: Some(tmp),
-        })
+        let mut s = Server::redis_in(tmp.path(), &[&["--daemonize", "no"], args].concat());
+        s._tmp = Some(tmp);
+        Some(s)
     }
 
     /// A real redis-server on an existing dir (interop tests); callers check

@@ -39,6 +39,18 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// A manifest listing only the base file `name` (sequence 1).
+    pub fn with_base(name: String) -> Manifest {
+        Manifest {
+            base: Some(AofFileInfo {
+                name,
+                seq: 1,
+                kind: AofKind::Base,
+            }),
+            ..Default::default()
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Manifest, String> {
         let mut m = Manifest::default();
         for (n, line) in text.lines().enumerate() {
