@@ -149,6 +149,9 @@ impl AofLog {
         } = &mut *st;
         let seg = segments.back_mut().expect("at least one segment");
         let before = seg.data.len();
+        // Only the first record after the flusher took the buffer wakes it:
+        // a wake-up per record would cost a futex call per command.
+        let wake = before == 0;
         write(&mut RecordWriter {
             buf: &mut seg.data,
             cur_db,
@@ -161,7 +164,9 @@ impl AofLog {
         let lsn = self.appended_lsn.fetch_add(added, Ordering::AcqRel) + added;
         debug_assert_eq!(lsn, seg.end_lsn);
         drop(st);
-        self.wake.notify_one();
+        if wake {
+            self.wake.notify_one();
+        }
         lsn
     }
 
