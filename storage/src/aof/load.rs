@@ -124,7 +124,15 @@ pub fn load_aof(
         };
     };
     let files: Vec<&AofFileInfo> = manifest.base.iter().chain(manifest.incrs.iter()).collect();
-    let n = files.len();
+    // The tail of the log is the last file holding records. During a rewrite
+    // the manifest lists the new incr file (header only) while the flusher
+    // may still be writing the old one; the old file is fsynced before any
+    // record goes to the new one, so a crash in that window leaves a torn
+    // tail in a file that is not the last listed, and nothing after it.
+    let n = files
+        .iter()
+        .rposition(|info| !holds_no_records(fs, &adir.join(&info.name)))
+        .map_or(files.len(), |i| i + 1);
     for (i, info) in files.into_iter().enumerate() {
         let path = adir.join(&info.name);
         let bytes = match fs.read(&path) {
@@ -148,6 +156,17 @@ pub fn load_aof(
         )?;
     }
     Ok(Some((Some(manifest), report)))
+}
+
+/// True for a file that is empty or holds only (a prefix of) the incr header.
+/// A missing file is not: loading reports it.
+fn holds_no_records(fs: &dyn Fs, path: &Path) -> bool {
+    match fs.file_size(path) {
+        Ok(size) if size <= HEADER.len() as u64 => {
+            fs.read(path).is_ok_and(|bytes| HEADER.starts_with(&bytes))
+        }
+        _ => false,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -541,5 +560,79 @@ mod tests {
         let stop = r.expect_err("open MULTI at the end is a torn tail");
         assert_eq!(got, vec!["SET a 1"]);
         assert!(stop.reason.is_none());
+    }
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    use super::*;
+    use crate::aof::{crc_annotation, encode_command};
+    use crate::fs::SimFs;
+
+    fn batch(cmd: &[&str]) -> Vec<u8> {
+        let mut b = Vec::new();
+        encode_command(&mut b, cmd);
+        let a = crc_annotation(&b);
+        b.extend_from_slice(&a);
+        b
+    }
+
+    fn setup(second: &[u8]) -> SimFs {
+        let fs = SimFs::new(7);
+        let dir = Path::new("/d/adir");
+        fs.create_dir_all(dir).unwrap();
+        let m = "file a.1.incr.aof seq 1 type i\nfile a.2.incr.aof seq 2 type i\n";
+        let mut first = HEADER.to_vec();
+        first.extend(batch(&["SET", "k", "1"]));
+        let torn = batch(&["SET", "k", "2"]);
+        first.extend_from_slice(&torn[..torn.len() - 5]);
+        for (name, bytes) in [
+            ("a.manifest", m.as_bytes()),
+            ("a.1.incr.aof", &first[..]),
+            ("a.2.incr.aof", second),
+        ] {
+            fs.create(&dir.join(name))
+                .unwrap()
+                .write_all(bytes)
+                .unwrap();
+        }
+        fs
+    }
+
+    fn load(fs: &SimFs) -> (Result<(), AofLoadError>, Vec<Vec<u8>>) {
+        let mut got = Vec::new();
+        let r = load_aof(
+            fs,
+            Path::new("/d"),
+            "adir",
+            "a",
+            true,
+            &mut |_| Err("no rdb".into()),
+            &mut |args| {
+                got.push(args[2].to_vec());
+                Ok(())
+            },
+        );
+        (r.map(|_| ()), got)
+    }
+
+    /// A crash while a rewrite has listed the new incr file but the flusher
+    /// had not yet fsynced the old one: a torn tail there is a crash artefact.
+    #[test]
+    fn torn_tail_before_an_empty_new_incr_file_is_truncated() {
+        let fs = setup(HEADER);
+        let (r, got) = load(&fs);
+        assert_eq!(r, Ok(()));
+        assert_eq!(got, vec![b"1".to_vec()]);
+    }
+
+    /// Records after the damage: corruption, never skipped.
+    #[test]
+    fn torn_file_followed_by_records_is_corruption() {
+        let mut second = HEADER.to_vec();
+        second.extend(batch(&["SET", "k", "3"]));
+        let fs = setup(&second);
+        let (r, _) = load(&fs);
+        assert!(matches!(r, Err(AofLoadError::Corrupt { .. })), "{r:?}");
     }
 }
