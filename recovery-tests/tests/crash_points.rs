@@ -26,9 +26,13 @@ fn script(
     for i in 0..n {
         if let Some(&(_, inflight)) = rewrite_at.iter().find(|(at, _)| *at == i) {
             let w = ws.next().unwrap();
-            steps.push(Step::Rewrite {
-                inflight: inflight.then_some(w),
-            });
+            // A write during the base when there is no in-flight one.
+            let (inflight, during) = if inflight {
+                (Some(w), vec![])
+            } else {
+                (None, vec![w])
+            };
+            steps.push(Step::Rewrite { inflight, during });
         }
         steps.push(Step::Write(ws.next().unwrap()));
         if tick_every > 0 && (i + 1) % tick_every == 0 {
@@ -75,7 +79,7 @@ fn always_plain_log() {
 #[test]
 fn always_generated_with_rewrites() {
     let mut total = 0;
-    for seed in 0..seeds(12) {
+    for seed in 0..seeds(30) {
         let s = script(
             seed,
             FsyncPolicy::Always,
@@ -91,7 +95,7 @@ fn always_generated_with_rewrites() {
 #[test]
 fn everysec_generated_with_rewrites() {
     let mut total = 0;
-    for seed in 100..100 + seeds(12) {
+    for seed in 100..100 + seeds(30) {
         let s = script(
             seed,
             FsyncPolicy::EverySec,
