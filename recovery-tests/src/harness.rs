@@ -580,7 +580,6 @@ pub fn dump(fs: &SimFs) -> String {
 pub fn explore(name: &str, script: &Script, seed: u64) -> u64 {
     let reference = SimFs::new(seed);
     let (node, out) = run(&reference, script);
-    let model = out.model();
     node.stop();
     assert!(
         out.stopped.is_none(),
