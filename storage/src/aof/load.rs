@@ -315,18 +315,23 @@ fn is_cmd(args: &[&[u8]], name: &[u8]) -> bool {
     args.len() == 1 && args[0].eq_ignore_ascii_case(name)
 }
 
-/// Is there a well-formed, verifying batch annotation anywhere after `from`?
-fn valid_annotation_after(b: &[u8], from: usize) -> bool {
+/// Is there a well-formed batch annotation line anywhere after `from` (one
+/// that also verifies the bytes before it, with `verified`)? A crash only
+/// damages bytes after the last one that reached the disk, so damage
+/// followed by a whole annotation is corruption, not a torn write.
+fn annotation_after(b: &[u8], from: usize, verified: bool) -> bool {
     let mut i = from;
     while let Some(p) = b[i..]
         .windows(CRC_PREFIX.len())
         .position(|w| w == CRC_PREFIX)
     {
         let at = i + p;
-        if at == 0 || b[at - 1] == b'\n' {
+        // Unverified, the line start is not required: a damaged CRLF
+        // before an annotation must not make it invisible.
+        if !verified || at == 0 || b[at - 1] == b'\n' {
             if let Some(nl) = find_line(b, at) {
                 if let Some((crc, len)) = parse_annotation(&b[at..nl]) {
-                    if len <= at && crc32fast::hash(&b[at - len..at]) == crc {
+                    if !verified || (len <= at && crc32fast::hash(&b[at - len..at]) == crc) {
                         return true;
                     }
                 }
@@ -394,7 +399,15 @@ fn parse_commands(
                         len == pos - batch_start && crc32fast::hash(&b[batch_start..pos]) == crc
                     });
                     if !ok {
-                        let torn = !valid_annotation_after(b, nl + 1);
+                        // An annotation that reads whole and spans this batch,
+                        // or verifies the bytes before it (an earlier
+                        // annotation was damaged), was written whole: what it
+                        // covers is corrupt, not torn.
+                        let whole = parse_annotation(line).is_some_and(|(crc, len)| {
+                            len == pos - batch_start
+                                || (len <= pos && crc32fast::hash(&b[pos - len..pos]) == crc)
+                        });
+                        let torn = !whole && !annotation_after(b, nl + 1, true);
                         return Err(stop(
                             valid_len,
                             batch_start,
@@ -437,11 +450,21 @@ fn parse_commands(
                         // keep collecting
                     }
                 }
+                Ok(None) if checksummed && annotation_after(b, pos, false) => {
+                    // A damaged length swallowed a batch annotation.
+                    return Err(stop(
+                        valid_len,
+                        pos,
+                        Some("record runs over a batch annotation".into()),
+                        pending.len() + held.len(),
+                        false,
+                    ));
+                }
                 Ok(None) => {
                     return Err(stop(valid_len, pos, None, pending.len() + held.len(), true));
                 }
                 Err(reason) => {
-                    let torn = checksummed && !valid_annotation_after(b, pos);
+                    let torn = checksummed && !annotation_after(b, pos, false);
                     return Err(stop(
                         valid_len,
                         pos,
@@ -452,7 +475,7 @@ fn parse_commands(
                 }
             },
             c => {
-                let torn = checksummed && !valid_annotation_after(b, pos);
+                let torn = checksummed && !annotation_after(b, pos, false);
                 return Err(stop(
                     valid_len,
                     pos,
@@ -462,6 +485,17 @@ fn parse_commands(
                 ));
             }
         }
+    }
+    if checksummed && !pending.is_empty() && annotation_after(b, batch_start, false) {
+        // The unverified batch holds a whole annotation line that a damaged
+        // bulk length made part of a record: corruption, not a torn write.
+        return Err(stop(
+            valid_len,
+            batch_start,
+            Some("a record runs over a batch annotation".into()),
+            pending.len() + held.len(),
+            false,
+        ));
     }
     if !pending.is_empty() || !held.is_empty() || in_multi {
         // Unverified batch or open MULTI at the end: a torn tail.
@@ -547,6 +581,44 @@ mod tests {
         assert!(stop.reason.is_some());
         assert!(!stop.torn, "valid data follows: not a torn tail");
         assert!(got.is_empty(), "nothing of the damaged batch applied");
+    }
+
+    /// Damage in the last batch while its annotation still reads whole is
+    /// corruption: a crash only damages what follows the last byte written,
+    /// so a torn write never leaves a whole annotation behind.
+    #[test]
+    fn damage_in_the_last_batch_before_a_whole_annotation_is_corruption() {
+        let mut f = HEADER.to_vec();
+        f.extend(batch(&[&["SET", "a", "1"]]));
+        let last = f.len();
+        f.extend(batch(&[&["PEXPIREAT", "a", "1800000000000"]]));
+        let ann = last + f[last..].windows(7).position(|w| w == CRC_PREFIX).unwrap();
+        // A value digit (checksum mismatch), a bulk length grown to swallow
+        // the annotation, the CRLF before the annotation, the '$' of a bulk.
+        let value = ann - 3;
+        let len_digit = ann - 18;
+        for (at, mask) in [
+            (value, 0x02),
+            (len_digit, 0x02),
+            (ann - 1, 0x01),
+            (len_digit - 1, 0x02),
+        ] {
+            let mut g = f.clone();
+            g[at] ^= mask;
+            let (r, got) = run(&g);
+            let stop = r.expect_err("damage detected");
+            assert!(
+                stop.reason.is_some() && !stop.torn,
+                "byte {at}: {:?}",
+                stop.reason
+            );
+            assert_eq!(got, vec!["SET a 1"]);
+        }
+        // A cut anywhere in it is still a torn tail.
+        for cut in last + 1..f.len() {
+            let (r, _) = run(&f[..cut]);
+            assert!(r.expect_err("cut").torn, "cut at {cut}");
+        }
     }
 
     #[test]
