@@ -124,7 +124,15 @@ pub fn load_aof(
         };
     };
     let files: Vec<&AofFileInfo> = manifest.base.iter().chain(manifest.incrs.iter()).collect();
-    let n = files.len();
+    // The tail of the log is the last file holding records. During a rewrite
+    // the manifest lists the new incr file (header only) while the flusher
+    // may still be writing the old one; the old file is fsynced before any
+    // record goes to the new one, so a crash in that window leaves a torn
+    // tail in a file that is not the last listed, and nothing after it.
+    let n = files
+        .iter()
+        .rposition(|info| !holds_no_records(fs, &adir.join(&info.name)))
+        .map_or(files.len(), |i| i + 1);
     for (i, info) in files.into_iter().enumerate() {
         let path = adir.join(&info.name);
         let bytes = match fs.read(&path) {
@@ -148,6 +156,17 @@ pub fn load_aof(
         )?;
     }
     Ok(Some((Some(manifest), report)))
+}
+
+/// True for a file that is empty or holds only (a prefix of) the incr header.
+/// A missing file is not: loading reports it.
+fn holds_no_records(fs: &dyn Fs, path: &Path) -> bool {
+    match fs.file_size(path) {
+        Ok(size) if size <= HEADER.len() as u64 => {
+            fs.read(path).is_ok_and(|bytes| HEADER.starts_with(&bytes))
+        }
+        _ => false,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -296,18 +315,23 @@ fn is_cmd(args: &[&[u8]], name: &[u8]) -> bool {
     args.len() == 1 && args[0].eq_ignore_ascii_case(name)
 }
 
-/// Is there a well-formed, verifying batch annotation anywhere after `from`?
-fn valid_annotation_after(b: &[u8], from: usize) -> bool {
+/// Is there a well-formed batch annotation line anywhere after `from` (one
+/// that also verifies the bytes before it, with `verified`)? A crash only
+/// damages bytes after the last one that reached the disk, so damage
+/// followed by a whole annotation is corruption, not a torn write.
+fn annotation_after(b: &[u8], from: usize, verified: bool) -> bool {
     let mut i = from;
     while let Some(p) = b[i..]
         .windows(CRC_PREFIX.len())
         .position(|w| w == CRC_PREFIX)
     {
         let at = i + p;
-        if at == 0 || b[at - 1] == b'\n' {
+        // Unverified, the line start is not required: a damaged CRLF
+        // before an annotation must not make it invisible.
+        if !verified || at == 0 || b[at - 1] == b'\n' {
             if let Some(nl) = find_line(b, at) {
                 if let Some((crc, len)) = parse_annotation(&b[at..nl]) {
-                    if len <= at && crc32fast::hash(&b[at - len..at]) == crc {
+                    if !verified || (len <= at && crc32fast::hash(&b[at - len..at]) == crc) {
                         return true;
                     }
                 }
@@ -375,7 +399,15 @@ fn parse_commands(
                         len == pos - batch_start && crc32fast::hash(&b[batch_start..pos]) == crc
                     });
                     if !ok {
-                        let torn = !valid_annotation_after(b, nl + 1);
+                        // An annotation that reads whole and spans this batch,
+                        // or verifies the bytes before it (an earlier
+                        // annotation was damaged), was written whole: what it
+                        // covers is corrupt, not torn.
+                        let whole = parse_annotation(line).is_some_and(|(crc, len)| {
+                            len == pos - batch_start
+                                || (len <= pos && crc32fast::hash(&b[pos - len..pos]) == crc)
+                        });
+                        let torn = !whole && !annotation_after(b, nl + 1, true);
                         return Err(stop(
                             valid_len,
                             batch_start,
@@ -418,11 +450,21 @@ fn parse_commands(
                         // keep collecting
                     }
                 }
+                Ok(None) if checksummed && annotation_after(b, pos, false) => {
+                    // A damaged length swallowed a batch annotation.
+                    return Err(stop(
+                        valid_len,
+                        pos,
+                        Some("record runs over a batch annotation".into()),
+                        pending.len() + held.len(),
+                        false,
+                    ));
+                }
                 Ok(None) => {
                     return Err(stop(valid_len, pos, None, pending.len() + held.len(), true));
                 }
                 Err(reason) => {
-                    let torn = checksummed && !valid_annotation_after(b, pos);
+                    let torn = checksummed && !annotation_after(b, pos, false);
                     return Err(stop(
                         valid_len,
                         pos,
@@ -433,7 +475,7 @@ fn parse_commands(
                 }
             },
             c => {
-                let torn = checksummed && !valid_annotation_after(b, pos);
+                let torn = checksummed && !annotation_after(b, pos, false);
                 return Err(stop(
                     valid_len,
                     pos,
@@ -443,6 +485,17 @@ fn parse_commands(
                 ));
             }
         }
+    }
+    if checksummed && !pending.is_empty() && annotation_after(b, batch_start, false) {
+        // The unverified batch holds a whole annotation line that a damaged
+        // bulk length made part of a record: corruption, not a torn write.
+        return Err(stop(
+            valid_len,
+            batch_start,
+            Some("a record runs over a batch annotation".into()),
+            pending.len() + held.len(),
+            false,
+        ));
     }
     if !pending.is_empty() || !held.is_empty() || in_multi {
         // Unverified batch or open MULTI at the end: a torn tail.
@@ -530,6 +583,44 @@ mod tests {
         assert!(got.is_empty(), "nothing of the damaged batch applied");
     }
 
+    /// Damage in the last batch while its annotation still reads whole is
+    /// corruption: a crash only damages what follows the last byte written,
+    /// so a torn write never leaves a whole annotation behind.
+    #[test]
+    fn damage_in_the_last_batch_before_a_whole_annotation_is_corruption() {
+        let mut f = HEADER.to_vec();
+        f.extend(batch(&[&["SET", "a", "1"]]));
+        let last = f.len();
+        f.extend(batch(&[&["PEXPIREAT", "a", "1800000000000"]]));
+        let ann = last + f[last..].windows(7).position(|w| w == CRC_PREFIX).unwrap();
+        // A value digit (checksum mismatch), a bulk length grown to swallow
+        // the annotation, the CRLF before the annotation, the '$' of a bulk.
+        let value = ann - 3;
+        let len_digit = ann - 18;
+        for (at, mask) in [
+            (value, 0x02),
+            (len_digit, 0x02),
+            (ann - 1, 0x01),
+            (len_digit - 1, 0x02),
+        ] {
+            let mut g = f.clone();
+            g[at] ^= mask;
+            let (r, got) = run(&g);
+            let stop = r.expect_err("damage detected");
+            assert!(
+                stop.reason.is_some() && !stop.torn,
+                "byte {at}: {:?}",
+                stop.reason
+            );
+            assert_eq!(got, vec!["SET a 1"]);
+        }
+        // A cut anywhere in it is still a torn tail.
+        for cut in last + 1..f.len() {
+            let (r, _) = run(&f[..cut]);
+            assert!(r.expect_err("cut").torn, "cut at {cut}");
+        }
+    }
+
     #[test]
     fn plain_redis_file_loads_and_detects_truncation() {
         let mut f = Vec::new();
@@ -541,5 +632,79 @@ mod tests {
         let stop = r.expect_err("open MULTI at the end is a torn tail");
         assert_eq!(got, vec!["SET a 1"]);
         assert!(stop.reason.is_none());
+    }
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    use super::*;
+    use crate::aof::{crc_annotation, encode_command};
+    use crate::fs::SimFs;
+
+    fn batch(cmd: &[&str]) -> Vec<u8> {
+        let mut b = Vec::new();
+        encode_command(&mut b, cmd);
+        let a = crc_annotation(&b);
+        b.extend_from_slice(&a);
+        b
+    }
+
+    fn setup(second: &[u8]) -> SimFs {
+        let fs = SimFs::new(7);
+        let dir = Path::new("/d/adir");
+        fs.create_dir_all(dir).unwrap();
+        let m = "file a.1.incr.aof seq 1 type i\nfile a.2.incr.aof seq 2 type i\n";
+        let mut first = HEADER.to_vec();
+        first.extend(batch(&["SET", "k", "1"]));
+        let torn = batch(&["SET", "k", "2"]);
+        first.extend_from_slice(&torn[..torn.len() - 5]);
+        for (name, bytes) in [
+            ("a.manifest", m.as_bytes()),
+            ("a.1.incr.aof", &first[..]),
+            ("a.2.incr.aof", second),
+        ] {
+            fs.create(&dir.join(name))
+                .unwrap()
+                .write_all(bytes)
+                .unwrap();
+        }
+        fs
+    }
+
+    fn load(fs: &SimFs) -> (Result<(), AofLoadError>, Vec<Vec<u8>>) {
+        let mut got = Vec::new();
+        let r = load_aof(
+            fs,
+            Path::new("/d"),
+            "adir",
+            "a",
+            true,
+            &mut |_| Err("no rdb".into()),
+            &mut |args| {
+                got.push(args[2].to_vec());
+                Ok(())
+            },
+        );
+        (r.map(|_| ()), got)
+    }
+
+    /// A crash while a rewrite has listed the new incr file but the flusher
+    /// had not yet fsynced the old one: a torn tail there is a crash artefact.
+    #[test]
+    fn torn_tail_before_an_empty_new_incr_file_is_truncated() {
+        let fs = setup(HEADER);
+        let (r, got) = load(&fs);
+        assert_eq!(r, Ok(()));
+        assert_eq!(got, vec![b"1".to_vec()]);
+    }
+
+    /// Records after the damage: corruption, never skipped.
+    #[test]
+    fn torn_file_followed_by_records_is_corruption() {
+        let mut second = HEADER.to_vec();
+        second.extend(batch(&["SET", "k", "3"]));
+        let fs = setup(&second);
+        let (r, _) = load(&fs);
+        assert!(matches!(r, Err(AofLoadError::Corrupt { .. })), "{r:?}");
     }
 }
