@@ -113,7 +113,14 @@ fn everysec_generated_with_rewrites() {
 #[ignore]
 fn soak_long_workloads() {
     let mut total = 0;
-    for seed in 1000..1000 + seeds(40) {
+    // CAIRN_RECOVERY_SEED moves the window, so repeated soaks explore new workloads.
+    let first = 1000
+        + std::env::var("CAIRN_RECOVERY_SEED")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+    eprintln!("soak_long_workloads: seeds {first}..{}", first + seeds(40));
+    for seed in first..first + seeds(40) {
         let policy = if seed % 2 == 0 {
             FsyncPolicy::Always
         } else {
