@@ -135,6 +135,9 @@ pub struct Persistence {
     aof_on: AtomicBool,
     /// Replies wait for fsync (appendfsync always).
     wait_for_fsync: AtomicBool,
+    /// A rewrite is replacing a failed log: writes stay refused and nothing is
+    /// reported durable until the new base is listed in the manifest.
+    recovering: Arc<AtomicBool>,
     durable_tx: watch::Sender<Durable>,
     manifest: Mutex<Option<Manifest>>,
     pub rewrite_in_progress: AtomicBool,
@@ -199,6 +202,7 @@ impl Persistence {
             aof: RwLock::new(None),
             aof_on: AtomicBool::new(false),
             wait_for_fsync: AtomicBool::new(false),
+            recovering: Arc::new(AtomicBool::new(false)),
             durable_tx,
             manifest: Mutex::new(None),
             rewrite_in_progress: AtomicBool::new(false),
@@ -267,6 +271,12 @@ impl Persistence {
 
     /// Why writes are refused, if the AOF cannot make them durable.
     pub fn write_error(&self) -> Option<String> {
+        if self.recovering.load(Ordering::Acquire) {
+            return Some(
+                "MISCONF Errors writing to the AOF file: recovering in a rewrite; writes resume when the new base is durable"
+                    .into(),
+            );
+        }
         let log = self.aof.read();
         let log = log.as_ref()?;
         if log.is_failed() {
@@ -289,7 +299,13 @@ impl Persistence {
 
     fn notify_fn(&self) -> Box<dyn Fn(Durable) + Send + Sync> {
         let tx = self.durable_tx.clone();
+        let recovering = self.recovering.clone();
         Box::new(move |d| {
+            // A log started on a failed one counts from the failed one's end:
+            // those positions are durable only once the new base is.
+            if !d.failed && recovering.load(Ordering::Acquire) {
+                return;
+            }
             tx.send_replace(d);
         })
     }
@@ -301,6 +317,13 @@ impl Persistence {
         seq: u64,
     ) -> Result<Box<dyn cairn_storage::fs::FsFile>, String> {
         let path = paths.dir().join(incr_name(&paths.filename, seq));
+        // Never empty an existing incremental file: it may hold acknowledged writes.
+        if self.fs.file_size(&path).is_ok() {
+            return Err(format!(
+                "the AOF incr file {} already exists",
+                path.display()
+            ));
+        }
         let f = self
             .fs
             .create(&path)
@@ -515,6 +538,9 @@ fn rewrite(srv: &Arc<Server>) -> Result<(), String> {
         m.incrs.push(incr_info.clone());
         m.store(&*p.fs, &paths.dir(), &paths.filename)
             .map_err(|e| io_err("writing the AOF manifest", e))?;
+        // The live manifest now lists the new incr file: a later failure of
+        // this rewrite must not let the next one reuse (and empty) it.
+        *p.manifest.lock() = Some(m.clone());
         manifest = m;
     }
     // 2. The new base is written from a snapshot taken at instant T; at T the
@@ -542,6 +568,9 @@ fn rewrite(srv: &Arc<Server>) -> Result<(), String> {
             Some(log) if !log.is_failed() => log.rotate(file),
             _ => {
                 // Off, or poisoned: a fresh writer on the fresh file.
+                if old.is_some() {
+                    p.recovering.store(true, Ordering::Release);
+                }
                 let start_lsn = old.as_ref().map_or(0, |l| l.appended_lsn());
                 match AofLog::start(file, HEADER.len() as u64, start_lsn, policy, p.notify_fn()) {
                     Ok(log) => {
@@ -603,6 +632,15 @@ fn rewrite(srv: &Arc<Server>) -> Result<(), String> {
         .map_err(|e| io_err("writing the AOF manifest", e))?;
     *p.manifest.lock() = Some(new_manifest);
     p.base_size.store(base_len, Ordering::Relaxed);
+    if p.recovering.swap(false, Ordering::AcqRel) {
+        // Everything up to the new log's start is in the new base now.
+        if let Some(l) = p.log() {
+            p.durable_tx.send_replace(Durable {
+                lsn: l.durable_lsn(),
+                failed: false,
+            });
+        }
+    }
     for name in old_files {
         if name != base_file_name {
             let _ = p.fs.remove(&paths.dir().join(name));

@@ -115,13 +115,6 @@ pub struct Node {
     /// Writes reported durable to clients so far.
     pub acked: usize,
     pub refused: usize,
-    /// Mirror src/persistence.rs as it is today, including two orderings the
-    /// suite found unsafe (see docs/durability.md, "Known gaps"): the
-    /// in-memory manifest is not updated when a rewrite fails after listing
-    /// its new incr file (the next rewrite re-creates that live file), and a
-    /// failed log's replacement accepts writes before the new base is
-    /// durable. False: the corrected orderings.
-    pub server_bugs: bool,
 }
 
 type Res<T = ()> = Result<T, String>;
@@ -158,7 +151,6 @@ impl Node {
             lsns: Vec::new(),
             acked: 0,
             refused: 0,
-            server_bugs: false,
         }
     }
 
@@ -303,9 +295,7 @@ impl Node {
         let mut m = self.manifest.clone();
         m.incrs.push(incr.clone());
         io("manifest", m.store(&self.fs, &aof_dir(), FILENAME))?;
-        if !self.server_bugs {
-            self.manifest = m.clone();
-        }
+        self.manifest = m.clone();
         Ok((file, incr, m))
     }
 
@@ -349,14 +339,6 @@ impl Node {
             ),
         )?;
         old.shutdown();
-        if self.server_bugs {
-            // Today's server: MISCONF lifts as soon as the new log runs.
-            self.log = Some(new);
-            for w in during {
-                self.write(w)?;
-            }
-            return self.install_base(&manifest, snapshot, incr);
-        }
         if let Err(e) = self.install_base(&manifest, snapshot, incr) {
             new.shutdown();
             return Err(e);
@@ -422,11 +404,9 @@ impl Node {
 
     pub fn outcome(&self, stopped: Option<String>, errors: Vec<String>) -> Outcome {
         // The log may have made more durable than anyone waited for (the
-        // everysec timer): counting it only makes the check stricter. Not
-        // with `server_bugs`: there a log started on a failed one claims its
-        // start position durable before the base holding it is.
+        // everysec timer): counting it only makes the check stricter.
         let from_log = match &self.log {
-            Some(l) if !self.server_bugs => {
+            Some(l) => {
                 let d = l.durable_lsn();
                 self.lsns.iter().take_while(|&&x| x <= d).count()
             }
@@ -448,12 +428,7 @@ impl Node {
 /// and a failed log do not stop it (the server keeps running: MISCONF, then
 /// a rewrite); a halted machine does.
 pub fn run(fs: &SimFs, script: &Script) -> (Node, Outcome) {
-    run_with(fs, script, false)
-}
-
-pub fn run_with(fs: &SimFs, script: &Script, server_bugs: bool) -> (Node, Outcome) {
     let mut node = Node::new(fs.clone(), script.policy);
-    node.server_bugs = server_bugs;
     let mut errors = Vec::new();
     let mut stopped = node.setup().err();
     if stopped.is_none() {

@@ -8,7 +8,7 @@ use cairn_storage::aof::{AofLoadError, FsyncPolicy};
 use cairn_storage::fs::{CrashOptions, Fault, Fs, OpKind, SimFs, Torn};
 use recovery_tests::gen::{writes, Rng};
 use recovery_tests::harness::{
-    aof_dir, check_restart, dump, recover, run, run_with, Node, Outcome, Script, Step, FILENAME,
+    aof_dir, check_restart, dump, recover, run, Node, Outcome, Script, Step, FILENAME,
 };
 use recovery_tests::model::{Model, Write};
 
@@ -106,13 +106,7 @@ fn probe_failed_log(node: &mut Node) -> Result<(), String> {
 /// fault-free part of the contract (a failed log says so and reports nothing
 /// more durable), then a crash after every later operation. Returns
 /// (faults, crash points, violations found).
-fn sweep(
-    script: &Script,
-    seed: u64,
-    kinds: &[OpKind],
-    only_eio: bool,
-    server_bugs: bool,
-) -> (u64, u64, Vec<String>) {
+fn sweep(script: &Script, seed: u64, kinds: &[OpKind]) -> (u64, u64, Vec<String>) {
     let clean = SimFs::new(seed);
     let (node, _) = run(&clean, script);
     node.stop();
@@ -129,9 +123,6 @@ fn sweep(
         if kind == OpKind::Write {
             hows.push(Inject::Once(Fault::ShortWrite));
         }
-        if only_eio {
-            hows.truncate(1);
-        }
         for nth in 1..=count {
             for &how in &hows {
                 faults += 1;
@@ -139,7 +130,7 @@ fn sweep(
                 // The run with the fault and no crash.
                 let fs = SimFs::new(seed ^ nth);
                 inject(&fs, kind, nth, how);
-                let (mut node, out) = run_with(&fs, script, server_bugs);
+                let (mut node, out) = run(&fs, script);
                 if let Err(e) = probe_failed_log(&mut node) {
                     panic!("{what}: {e}");
                 }
@@ -157,7 +148,7 @@ fn sweep(
                     let fs = SimFs::new(seed ^ nth ^ (k << 16));
                     inject(&fs, kind, nth, how);
                     fs.halt_after(k);
-                    let (node, out) = run_with(&fs, script, server_bugs);
+                    let (node, out) = run(&fs, script);
                     node.stop();
                     let model = out.model();
                     for opts in CRASH_KINDS {
@@ -169,9 +160,7 @@ fn sweep(
                                 out.errors,
                                 dump(&crashed)
                             ));
-                            if !server_bugs {
-                                panic!("{}", violations[0]);
-                            }
+                            panic!("{}", violations[0]);
                         }
                     }
                 }
@@ -183,51 +172,16 @@ fn sweep(
 
 #[test]
 fn faults_then_crash_anywhere_always() {
-    let (faults, points, _) = sweep(&script(7, FsyncPolicy::Always), 7, &KINDS, false, false);
+    let (faults, points, _) = sweep(&script(7, FsyncPolicy::Always), 7, &KINDS);
     eprintln!("faults_then_crash_anywhere_always: {faults} faults, {points} crash points explored");
 }
 
 #[test]
 fn faults_then_crash_anywhere_everysec() {
-    let (faults, points, _) = sweep(&script(8, FsyncPolicy::EverySec), 8, &KINDS, false, false);
+    let (faults, points, _) = sweep(&script(8, FsyncPolicy::EverySec), 8, &KINDS);
     eprintln!(
         "faults_then_crash_anywhere_everysec: {faults} faults, {points} crash points explored"
     );
-}
-
-/// The same sweep on the orderings src/persistence.rs uses today finds
-/// acknowledged writes lost (docs/durability.md, "Known gaps"). When the
-/// server is fixed, drop `server_bugs` from the harness and this test.
-#[test]
-fn todays_server_orderings_lose_acknowledged_writes() {
-    let (_, points, violations) = sweep(
-        &script(7, FsyncPolicy::Always),
-        7,
-        &[OpKind::Write, OpKind::Sync],
-        true,
-        true,
-    );
-    eprintln!(
-        "todays_server_orderings: {} violations in {points} crash points; first:\n{}",
-        violations.len(),
-        violations.first().map(String::as_str).unwrap_or("")
-    );
-    let mut kinds = std::collections::BTreeMap::new();
-    for v in &violations {
-        let first = format!(
-            "{} | {}",
-            v.split(", crash").next().unwrap_or(""),
-            v.lines()
-                .nth(1)
-                .unwrap_or("")
-                .chars()
-                .take(60)
-                .collect::<String>()
-        );
-        *kinds.entry(first).or_insert(0) += 1;
-    }
-    eprintln!("todays_server_orderings: violation kinds: {kinds:#?}");
-    assert!(!violations.is_empty());
 }
 
 /// fsyncgate: the first fsync fails and drops the dirty pages; a second
@@ -363,7 +317,7 @@ fn _uses(_: Outcome) {}
 /// A rewrite that fails after listing its new incr file (here: renaming the
 /// new base fails), more acknowledged writes into that file, then a second
 /// rewrite, with a crash after every operation. Returns the violations.
-fn failed_rewrite_then_rewrite(server_bugs: bool) -> Vec<String> {
+fn failed_rewrite_then_rewrite() -> Vec<String> {
     let ws: Vec<Write> = (0..6)
         .map(|i| Write::single(0, &["RPUSH", "l1", &i.to_string()]))
         .collect();
@@ -389,7 +343,7 @@ fn failed_rewrite_then_rewrite(server_bugs: bool) -> Vec<String> {
     // and base (3).
     let clean = SimFs::new(1);
     clean.fail(OpKind::Rename, 3, Fault::Eio);
-    let (node, out) = run_with(&clean, &script, server_bugs);
+    let (node, out) = run(&clean, &script);
     node.stop();
     assert!(
         out.errors.len() == 1 && out.errors[0].starts_with("base"),
@@ -401,7 +355,7 @@ fn failed_rewrite_then_rewrite(server_bugs: bool) -> Vec<String> {
         let fs = SimFs::new(1);
         fs.fail(OpKind::Rename, 3, Fault::Eio);
         fs.halt_after(k);
-        let (node, out) = run_with(&fs, &script, server_bugs);
+        let (node, out) = run(&fs, &script);
         node.stop();
         let model = out.model();
         for opts in CRASH_KINDS {
@@ -415,20 +369,6 @@ fn failed_rewrite_then_rewrite(server_bugs: bool) -> Vec<String> {
 
 #[test]
 fn failed_rewrite_then_rewrite_keeps_acknowledged_writes() {
-    let v = failed_rewrite_then_rewrite(false);
+    let v = failed_rewrite_then_rewrite();
     assert!(v.is_empty(), "{}", v[0]);
-}
-
-/// Today's server keeps its in-memory manifest when a rewrite fails after
-/// listing the new incr file, so the next rewrite re-creates (truncates) that
-/// live file. Documents the bug; see docs/durability.md.
-#[test]
-fn todays_server_loses_writes_after_a_failed_rewrite() {
-    let v = failed_rewrite_then_rewrite(true);
-    eprintln!(
-        "stale manifest: {} violations; first: {}",
-        v.len(),
-        v.first().map(String::as_str).unwrap_or("")
-    );
-    assert!(!v.is_empty());
 }
