@@ -241,12 +241,6 @@ impl RequestParser {
         self.remaining = None;
         Ok(Parsed::Multibulk(end))
     }
-
-    /// How many bytes the current incomplete command needs in total, if known:
-    /// lets the connection grow its buffer once for a large bulk argument.
-    pub fn pending_bulk_hint(&self) -> usize {
-        self.pos
-    }
 }
 
 fn hex_val(c: u8) -> Option<u8> {

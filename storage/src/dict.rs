@@ -339,16 +339,6 @@ impl<K: Borrow<[u8]>, V> Dict<K, V> {
         self.iter().map(|(k, _)| k)
     }
 
-    pub fn for_each_mut(&mut self, mut f: impl FnMut(&K, &mut V)) {
-        for b in self.buckets.iter_mut() {
-            let mut cur = b.as_deref_mut();
-            while let Some(n) = cur {
-                f(&n.key, &mut n.val);
-                cur = n.next.as_deref_mut();
-            }
-        }
-    }
-
     /// Removes and yields every entry.
     pub fn drain(&mut self) -> Vec<(K, V)> {
         let mut out = Vec::with_capacity(self.len);

@@ -361,11 +361,6 @@ impl Keyspace {
         )
     }
 
-    /// Locks a single shard by index (snapshots and expiry walk shard by shard).
-    pub fn lock_shard(&self, i: usize) -> MutexGuard<'_, Shard> {
-        self.shards[i].lock()
-    }
-
     /// Keys and keys-with-TTL per database, for INFO keyspace and DBSIZE.
     pub fn counts(&self) -> Vec<(usize, usize)> {
         let mut out = vec![(0, 0); self.db_count];
@@ -504,17 +499,6 @@ impl<'a> Locked<'a> {
 
     pub fn holds_all(&self) -> bool {
         matches!(self.guards, Guards::All(_))
-    }
-
-    /// Whether this view holds the shard of `key` (multi-key commands check
-    /// before touching a key that was not declared up front).
-    pub fn holds(&self, key: &[u8]) -> bool {
-        let i = shard_of(key);
-        match &self.guards {
-            Guards::One(j, _) => *j == i,
-            Guards::Many(v) => v.iter().any(|(j, _)| *j == i),
-            Guards::All(_) => true,
-        }
     }
 
     fn shard(&mut self, idx: usize) -> &mut Shard {
