@@ -339,6 +339,29 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    /// A context for running command `idx` with the shards in `ks`.
+    pub fn new(
+        srv: &'a Server,
+        client: &'a mut Client,
+        out: &'a mut Reply,
+        ks: Locked<'a>,
+        idx: usize,
+    ) -> Self {
+        Ctx {
+            srv,
+            client,
+            out,
+            ks,
+            cmd: table().commands[idx],
+            cmd_index: idx,
+            dirty: 0,
+            ready_keys: Vec::new(),
+            notifications: Vec::new(),
+            in_exec: false,
+            propagated: Vec::new(),
+        }
+    }
+
     pub fn db(&self) -> usize {
         self.client.db
     }
@@ -605,23 +628,10 @@ pub fn run(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize, argv:
         cmd.subcommand(argv).unwrap_or(usize::MAX),
         std::sync::atomic::Ordering::Relaxed,
     );
-    let ks = lock_for(srv, cmd, argv, now);
-    let mut ks = ks;
+    let mut ks = lock_for(srv, cmd, argv, now);
     ks.track_created = srv.notifies(event::NEW);
     ks.keep_expired = srv.pause.current().is_some();
-    let mut ctx = Ctx {
-        srv,
-        client,
-        out,
-        ks,
-        cmd,
-        cmd_index: idx,
-        dirty: 0,
-        ready_keys: Vec::new(),
-        notifications: Vec::new(),
-        in_exec: false,
-        propagated: Vec::new(),
-    };
+    let mut ctx = Ctx::new(srv, client, out, ks, idx);
     (cmd.handler)(&mut ctx, argv);
     let db = ctx.client.db;
     finish(ctx, argv);
@@ -748,19 +758,7 @@ pub fn run_replay(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize
     let now = client.clock.now_ms();
     let mut ks = lock_for(srv, cmd, argv, now);
     ks.no_expire = true;
-    let mut ctx = Ctx {
-        srv,
-        client,
-        out,
-        ks,
-        cmd,
-        cmd_index: idx,
-        dirty: 0,
-        ready_keys: Vec::new(),
-        notifications: Vec::new(),
-        propagated: Vec::new(),
-        in_exec: false,
-    };
+    let mut ctx = Ctx::new(srv, client, out, ks, idx);
     (cmd.handler)(&mut ctx, argv);
     finish(ctx, argv);
 }

@@ -149,19 +149,8 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
     };
     ks.track_created = srv.notifies(super::event::NEW);
     ks.keep_expired = srv.pause.current().is_some();
-    let mut ctx = Ctx {
-        srv,
-        client,
-        out,
-        ks,
-        cmd: t.commands[exec_idx],
-        cmd_index: exec_idx,
-        dirty: 0,
-        ready_keys: Vec::new(),
-        notifications: Vec::new(),
-        in_exec: true,
-        propagated: Vec::new(),
-    };
+    let mut ctx = Ctx::new(srv, client, out, ks, exec_idx);
+    ctx.in_exec = true;
     // A watched key that expired since WATCH counts as modified: look each
     // up so lazy expiry runs under the lock before the flag is checked.
     let watched = ctx.client.watched.clone();
