@@ -316,23 +316,8 @@ impl Persistence {
         paths: &AofPaths,
         seq: u64,
     ) -> Result<Box<dyn cairn_storage::fs::FsFile>, String> {
-        let path = paths.dir().join(incr_name(&paths.filename, seq));
-        // Never empty an existing incremental file: it may hold acknowledged writes.
-        if self.fs.file_size(&path).is_ok() {
-            return Err(format!(
-                "the AOF incr file {} already exists",
-                path.display()
-            ));
-        }
-        let f = self
-            .fs
-            .create(&path)
-            .map_err(|e| io_err("creating the AOF incr file", e))?;
-        f.write_all(HEADER)
-            .and_then(|_| f.sync_data())
-            .and_then(|_| self.fs.sync_parent(&path))
-            .map_err(|e| io_err("writing the AOF incr file header", e))?;
-        Ok(f)
+        aof::create_incr(&*self.fs, &paths.dir(), &paths.filename, seq)
+            .map_err(|e| io_err("creating the AOF incr file", e))
     }
 
     /// After loading: opens a fresh incremental file, lists it in the manifest
@@ -413,8 +398,9 @@ pub fn startup(srv: &Arc<Server>) -> Result<(), String> {
                 cairn_storage::rdb::parse(rdb, srv.ks.db_count()).map_err(|e| e.to_string())?;
             let mut ks = srv.ks.lock_all(cairn_storage::keyspace::now_ms());
             ks.no_expire = true;
+            let len = snap.len;
             cairn_storage::rdb::install(snap, &mut ks);
-            Ok(())
+            Ok(len)
         },
         &mut |args: &[&[u8]]| replay.apply(args),
     )
@@ -456,15 +442,14 @@ pub fn startup(srv: &Arc<Server>) -> Result<(), String> {
                 report.commands,
                 paths.filename
             );
-            p.fs.create_dir_all(&paths.dir())
-                .map_err(|e| io_err("creating the AOF directory", e))?;
-            let name = base_name(&paths.filename, 1, report.base_rdb);
-            p.fs.durable_rename(
-                &paths.data_dir.join(&paths.filename),
-                &paths.dir().join(&name),
+            aof::upgrade_legacy(
+                &*p.fs,
+                &paths.data_dir,
+                &paths.dirname,
+                &paths.filename,
+                report.base_rdb,
             )
-            .map_err(|e| io_err("moving the legacy AOF", e))?;
-            Manifest::with_base(name)
+            .map_err(|e| io_err("upgrading the legacy AOF", e))?
         }
     };
     p.start_log(&paths, policy, manifest)

@@ -83,7 +83,6 @@ fn sigkill_never_loses_an_acknowledged_write() {
 }
 
 #[test]
-#[ignore = "reason: bug under investigation: a restart after SIGKILL under everysec/no sometimes refuses to start (seen once, seed printed by the test); see the issue 6 note"]
 fn sigkill_under_everysec_and_no_keeps_a_prefix() {
     sigkill_rounds("everysec", 8, false);
     sigkill_rounds("no", 8, false);

@@ -408,3 +408,38 @@ fn appendonlydir_interop_with_redis_both_ways() {
         );
     }
 }
+
+/// A pre-7 single appendonly.aof with an RDB preamble followed by commands
+/// (what Redis 4 to 6 wrote) loads whole, and is upgraded into an
+/// appendonlydir that the next start loads the same.
+#[test]
+fn legacy_single_file_aof_with_rdb_preamble_loads_and_upgrades() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let mut s = Server::cairn_in(dir.path(), &[]);
+        let mut con = s.con();
+        fill(&mut con);
+        let _: () = q(&mut con, &["SAVE"]);
+        let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").arg("NOSAVE").query(&mut con);
+        s.wait_exit(Duration::from_secs(10)).expect("shutdown");
+        let mut d = dump(&mut Server::cairn_in(dir.path(), &[]).con());
+        d.insert("0/after".into(), "list:x,y:false".into());
+        d
+    };
+    let mut legacy = std::fs::read(dir.path().join("dump.rdb")).unwrap();
+    legacy.extend_from_slice(b"*4\r\n$5\r\nRPUSH\r\n$5\r\nafter\r\n$1\r\nx\r\n$1\r\ny\r\n");
+    std::fs::write(dir.path().join("appendonly.aof"), legacy).unwrap();
+    std::fs::remove_file(dir.path().join("dump.rdb")).unwrap();
+    for round in 0..2 {
+        let s = Server::cairn_in(dir.path(), &["--appendonly", "yes"]);
+        assert_eq!(dump(&mut s.con()), before, "start {round}");
+    }
+    assert!(
+        !dir.path().join("appendonly.aof").exists(),
+        "moved into the appendonlydir"
+    );
+    assert!(dir
+        .path()
+        .join("appendonlydir/appendonly.aof.1.base.rdb")
+        .exists());
+}

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use cairn_storage::aof::manifest::{base_name, incr_name};
 use cairn_storage::aof::{
-    encode_command, load_aof, AofFileInfo, AofKind, AofLoadError, AofLog, FsyncPolicy, LoadReport,
-    Manifest, HEADER,
+    create_incr, encode_command, load_aof, AofFileInfo, AofKind, AofLoadError, AofLog, FsyncPolicy,
+    LoadReport, Manifest, HEADER,
 };
 use cairn_storage::fs::{CrashOptions, Fs, FsFile, SimFs, Torn};
 
@@ -187,14 +187,8 @@ impl Node {
         self.start_log()
     }
 
-    /// persistence.rs `create_incr`: the file and its header, durable.
     fn create_incr(&self, seq: u64) -> Res<Box<dyn FsFile>> {
-        let path = aof_dir().join(incr_name(FILENAME, seq));
-        let f = io("incr", self.fs.create(&path))?;
-        io("incr header", f.write_all(HEADER))?;
-        io("incr header", f.sync_data())?;
-        io("incr header", self.fs.sync_parent(&path))?;
-        Ok(f)
+        io("incr", create_incr(&self.fs, &aof_dir(), FILENAME, seq))
     }
 
     fn incr_info(seq: u64) -> AofFileInfo {
@@ -533,6 +527,14 @@ pub fn check_restart(model: &Model, out: &Outcome, crashed: &SimFs) -> Res<usize
             "second restart differs (truncated again: {:?})",
             report.truncated
         ));
+    }
+    // The restart goes on to log into a new incremental file (persistence.rs
+    // `start_log`); whatever the crash left behind must not stop it.
+    let manifest = Manifest::load(crashed, &aof_dir(), FILENAME)
+        .map_err(|e| format!("manifest after a crash: {e}"))?;
+    if let Some(m) = manifest {
+        create_incr(crashed, &aof_dir(), FILENAME, m.next_incr_seq())
+            .map_err(|e| format!("a restart could not resume logging: {e}"))?;
     }
     Ok(j)
 }

@@ -15,11 +15,14 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn wait_ready(port: u16, child: &mut Child, what: &str) {
+fn wait_ready(port: u16, child: &mut Child, what: &str, log: Option<&Path>) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited during startup: {status}");
+            let output = log
+                .and_then(|l| std::fs::read_to_string(l).ok())
+                .unwrap_or_default();
+            panic!("{what} exited during startup: {status}\n--- its output ---\n{output}");
         }
         if let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) {
             if let Ok(mut con) = client.get_connection() {
@@ -45,6 +48,9 @@ pub struct Server {
     pub port: u16,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
+    /// The server's stdout and stderr, outside its data dir, shown when it
+    /// fails to start.
+    _log: Option<tempfile::NamedTempFile>,
 }
 
 impl Server {
@@ -60,6 +66,7 @@ impl Server {
     /// Starts `cairn` on an existing data dir (restart tests).
     pub fn cairn_in(dir: &Path, args: &[&str]) -> Server {
         let port = free_port();
+        let log = tempfile::NamedTempFile::new().expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
         cmd.arg("--port")
             .arg(port.to_string())
@@ -68,15 +75,16 @@ impl Server {
             .arg("--save")
             .arg("")
             .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stdout(log.reopen().expect("log file"))
+            .stderr(log.reopen().expect("log file"));
         let mut child = cmd.spawn().expect("spawn cairn");
-        wait_ready(port, &mut child, "cairn");
+        wait_ready(port, &mut child, "cairn", Some(log.path()));
         Server {
             child: Some(child),
             port,
             dir: dir.to_path_buf(),
             _tmp: None,
+            _log: Some(log),
         }
     }
 
@@ -119,12 +127,13 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn redis-server");
-        wait_ready(port, &mut child, "redis-server");
+        wait_ready(port, &mut child, "redis-server", None);
         Server {
             child: Some(child),
             port,
             dir: dir.to_path_buf(),
             _tmp: None,
+            _log: None,
         }
     }
 

@@ -83,7 +83,9 @@ impl fmt::Display for AofLoadError {
 impl std::error::Error for AofLoadError {}
 
 pub type CommandSink<'a> = &'a mut dyn FnMut(&[&[u8]]) -> Result<(), String>;
-pub type RdbSink<'a> = &'a mut dyn FnMut(&[u8]) -> Result<(), String>;
+/// Loads an RDB preamble from the start of the bytes given; returns how many
+/// bytes it occupied (commands may follow it).
+pub type RdbSink<'a> = &'a mut dyn FnMut(&[u8]) -> Result<usize, String>;
 
 /// Loads the AOF of `data_dir`. Returns None when there is none.
 pub fn load_aof(
@@ -123,6 +125,8 @@ pub fn load_aof(
             Err(e) => Err(AofLoadError::Io(format!("{}: {e}", legacy.display()))),
         };
     };
+    crate::aof::finish_legacy_upgrade(fs, data_dir, appenddirname, appendfilename, &manifest)
+        .map_err(|e| AofLoadError::Io(format!("moving the legacy AOF into place: {e}")))?;
     let files: Vec<&AofFileInfo> = manifest.base.iter().chain(manifest.incrs.iter()).collect();
     // The tail of the log is the last file holding records. During a rewrite
     // the manifest lists the new incr file (header only) while the flusher
@@ -186,12 +190,11 @@ fn load_one(
         // RDB preamble (base file, or a Redis 4+ AOF with a preamble): the
         // RDB reader validates it and tells how long it is.
         report.base_rdb = true;
-        on_rdb(bytes).map_err(|reason| AofLoadError::Apply {
+        start = on_rdb(bytes).map_err(|reason| AofLoadError::Apply {
             file: name.to_string(),
             offset: 0,
             reason,
         })?;
-        start = rdb_len(bytes);
         if start >= bytes.len() {
             return Ok(());
         }
@@ -239,13 +242,6 @@ fn load_one(
             Ok(())
         }
     }
-}
-
-/// Length of the RDB at the start of `bytes`, found by the EOF opcode plus
-/// the 8-byte checksum that follows it. The RDB reader has already validated
-/// the whole RDB; this only locates its end.
-fn rdb_len(bytes: &[u8]) -> usize {
-    crate::aof::rewrite::rdb_preamble_len(bytes).unwrap_or(bytes.len())
 }
 
 struct ParseStop {
@@ -706,5 +702,71 @@ mod rotation_tests {
         let fs = setup(&second);
         let (r, _) = load(&fs);
         assert!(matches!(r, Err(AofLoadError::Corrupt { .. })), "{r:?}");
+    }
+
+    /// A pre-7 appendonly.aof with an RDB preamble, then commands; `upgrade`
+    /// moves it into a base file that still loads the same.
+    fn legacy_with_preamble() -> (SimFs, Vec<u8>) {
+        let fs = SimFs::new(7);
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        // The smallest RDB: header, EOF opcode, checksum 0 (not checked).
+        let mut bytes = b"REDIS0010\xff".to_vec();
+        bytes.extend_from_slice(&[0; 8]);
+        encode_command(&mut bytes, &["SET", "k", "after-preamble"]);
+        fs.create(Path::new("/d/a"))
+            .unwrap()
+            .write_all(&bytes)
+            .unwrap();
+        (fs, bytes)
+    }
+
+    fn load_legacy(fs: &SimFs) -> (Result<Option<LoadReport>, AofLoadError>, Vec<Vec<u8>>) {
+        let mut got = Vec::new();
+        let r = load_aof(
+            fs,
+            Path::new("/d"),
+            "adir",
+            "a",
+            false,
+            &mut |rdb| {
+                crate::rdb::parse(rdb, 16)
+                    .map(|s| s.len)
+                    .map_err(|e| e.to_string())
+            },
+            &mut |args| {
+                got.push(args[2].to_vec());
+                Ok(())
+            },
+        );
+        (r.map(|l| l.map(|(_, report)| report)), got)
+    }
+
+    #[test]
+    fn legacy_aof_with_rdb_preamble_replays_the_commands_after_it() {
+        let (fs, _) = legacy_with_preamble();
+        let (r, got) = load_legacy(&fs);
+        let report = r.unwrap().expect("found");
+        assert!(report.legacy && report.base_rdb);
+        assert_eq!(got, vec![b"after-preamble".to_vec()]);
+        crate::aof::upgrade_legacy(&fs, Path::new("/d"), "adir", "a", true).unwrap();
+        let (r, got) = load_legacy(&fs);
+        assert!(!r.unwrap().expect("found").legacy);
+        assert_eq!(got, vec![b"after-preamble".to_vec()]);
+    }
+
+    /// A crash after the upgrade stored its manifest but before the legacy
+    /// file moved: the next start moves it and loads everything.
+    #[test]
+    fn crash_in_the_middle_of_the_legacy_upgrade_loses_nothing() {
+        let (fs, bytes) = legacy_with_preamble();
+        fs.create_dir_all(Path::new("/d/adir")).unwrap();
+        Manifest::with_base(crate::aof::manifest::base_name("a", 1, true))
+            .store(&fs, Path::new("/d/adir"), "a")
+            .unwrap();
+        let (r, got) = load_legacy(&fs);
+        assert!(!r.unwrap().expect("found").legacy);
+        assert_eq!(got, vec![b"after-preamble".to_vec()]);
+        assert_eq!(fs.read(Path::new("/d/adir/a.1.base.rdb")).unwrap(), bytes);
+        assert!(fs.file_size(Path::new("/d/a")).is_err());
     }
 }

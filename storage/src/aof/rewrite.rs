@@ -106,9 +106,3 @@ impl RespBaseSink {
         self.buf.lock().0.len()
     }
 }
-
-/// Length of an RDB preamble at the start of `bytes` (a base file or a Redis 4+
-/// AOF with preamble), when it can be located.
-pub fn rdb_preamble_len(_bytes: &[u8]) -> Option<usize> {
-    None
-}

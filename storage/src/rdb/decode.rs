@@ -481,5 +481,6 @@ fn parse_inner(buf: &[u8], db_count: usize) -> Result<Snapshot, RdbError> {
             }
         }
     }
+    snap.len = r.pos;
     Ok(snap)
 }

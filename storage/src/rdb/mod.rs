@@ -98,6 +98,9 @@ pub struct LoadedKey {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub version: u32,
+    /// Bytes the RDB occupies, trailer included: an AOF with an RDB preamble
+    /// continues with commands after it.
+    pub len: usize,
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
     pub keys: Vec<LoadedKey>,
     /// Function libraries in the file, which Cairn cannot run and skipped.
