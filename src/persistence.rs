@@ -117,7 +117,7 @@ fn write_snapshot_file(
     })
 }
 
-fn rdb_save_options(srv: &Server, aof_base: bool) -> SaveOptions {
+pub(crate) fn rdb_save_options(srv: &Server, aof_base: bool) -> SaveOptions {
     let c = srv.config.read();
     SaveOptions {
         compression: c.get_bool("rdbcompression"),
@@ -133,8 +133,6 @@ pub struct Persistence {
     aof: RwLock<Option<Arc<AofLog>>>,
     /// Fast check for the hot path: is an AOF log open?
     aof_on: AtomicBool,
-    /// Replies wait for fsync (appendfsync always).
-    wait_for_fsync: AtomicBool,
     /// A rewrite is replacing a failed log: writes stay refused and nothing is
     /// reported durable until the new base is listed in the manifest.
     recovering: Arc<AtomicBool>,
@@ -201,7 +199,6 @@ impl Persistence {
             dir_lock: Mutex::new(None),
             aof: RwLock::new(None),
             aof_on: AtomicBool::new(false),
-            wait_for_fsync: AtomicBool::new(false),
             recovering: Arc::new(AtomicBool::new(false)),
             durable_tx,
             manifest: Mutex::new(None),
@@ -240,27 +237,27 @@ impl Persistence {
         self.aof.read().clone()
     }
 
-    /// Appends records; returns the position a reply must wait for, if the
-    /// policy makes replies wait.
+    /// Appends records; returns the position the reply must wait for: the
+    /// records fsynced under `always`, written to the file under the other
+    /// policies (so, as in Redis, a process crash never loses an
+    /// acknowledged write under any policy).
     pub fn append(&self, write: impl FnOnce(&mut RecordWriter)) -> Option<u64> {
         let log = self.aof.read();
-        let log = log.as_ref()?;
-        let lsn = log.append(write);
-        self.wait_for_fsync.load(Ordering::Relaxed).then_some(lsn)
+        Some(log.as_ref()?.append(write))
     }
 
     /// Position everything so far has reached: a read must not reply before
-    /// the writes it may have observed are durable.
+    /// the writes it may have observed are (per policy) durable.
     pub fn wait_point(&self) -> Option<u64> {
-        if !self.wait_for_fsync.load(Ordering::Relaxed) {
-            return None;
-        }
         self.aof.read().as_ref().map(|l| l.appended_lsn())
     }
 
-    /// Waits until `lsn` is durable. False if the log failed first: the reply
-    /// must then never be sent.
+    /// Waits until `lsn` is durable (per policy). False if the log failed
+    /// first: the reply must then never be sent.
     pub async fn wait_durable(&self, lsn: u64) -> bool {
+        if self.durable_tx.borrow().lsn >= lsn {
+            return true;
+        }
         let mut rx = self.durable_tx.subscribe();
         let reached = match rx.wait_for(|d| d.lsn >= lsn || d.failed).await {
             Ok(d) => d.lsn >= lsn,
@@ -290,8 +287,6 @@ impl Persistence {
     }
 
     pub fn set_policy(&self, policy: FsyncPolicy) {
-        self.wait_for_fsync
-            .store(policy == FsyncPolicy::Always, Ordering::Release);
         if let Some(l) = self.log() {
             l.set_policy(policy);
         }
@@ -560,8 +555,6 @@ fn rewrite(srv: &Arc<Server>) -> Result<(), String> {
                 match AofLog::start(file, HEADER.len() as u64, start_lsn, policy, p.notify_fn()) {
                     Ok(log) => {
                         *p.aof.write() = Some(log);
-                        p.wait_for_fsync
-                            .store(policy == FsyncPolicy::Always, Ordering::Release);
                         p.aof_on.store(true, Ordering::Release);
                         if let Some(old) = old {
                             old.shutdown();

@@ -89,17 +89,9 @@ fn rdb_path(srv: &Server) -> (PathBuf, String) {
 /// Saves the keyspace `ks` (all shards held) to dir/dbfilename.
 pub fn save_locked(srv: &Server, ks: &mut Locked) -> std::io::Result<()> {
     let (dir, file) = rdb_path(srv);
-    let opts = {
-        let cfg = srv.config.read();
-        SaveOptions {
-            compression: cfg.get_bool("rdbcompression"),
-            checksum: cfg.get_bool("rdbchecksum"),
-            aof_base: false,
-            used_mem: 0,
-        }
-    };
+    let opts = crate::persistence::rdb_save_options(srv, false);
     let dirty_before = srv.dirty.load(Relaxed);
-    match rdb::save_file(&dir, &file, ks, &opts) {
+    match rdb::save_file(&*srv.persistence.fs, &dir, &file, ks, &opts) {
         Ok(_) => {
             let _ = srv
                 .dirty
@@ -130,7 +122,7 @@ pub fn load_at_startup(srv: &Server) -> Result<(), String> {
     let (dir, file) = rdb_path(srv);
     let path = dir.join(file);
     let t = std::time::Instant::now();
-    let snap = match rdb::load_file(&path, srv.ks.db_count()) {
+    let snap = match rdb::load_file(&*srv.persistence.fs, &path, srv.ks.db_count()) {
         Ok(None) => return Ok(()),
         Ok(Some(s)) => s,
         Err(e) => {
@@ -202,7 +194,11 @@ pub fn debug_reload(c: &mut Ctx, a: &Argv) {
         return c.error("ERR");
     }
     let (dir, file) = rdb_path(c.srv);
-    let snap = match rdb::load_file(&dir.join(&file), c.srv.ks.db_count()) {
+    let snap = match rdb::load_file(
+        &*c.srv.persistence.fs,
+        &dir.join(&file),
+        c.srv.ks.db_count(),
+    ) {
         Ok(Some(s)) => s,
         Ok(None) => {
             tracing::warn!("DEBUG RELOAD: {} does not exist", file);

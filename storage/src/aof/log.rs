@@ -7,6 +7,10 @@
 //! `always` fsyncs before reporting the batch durable: every client whose
 //! records arrived while the previous fsync ran shares the next one.
 //!
+//! Under `everysec` the fsync runs on a second thread once a second, so
+//! records keep reaching the file (and survive a process crash) while a slow
+//! fsync runs; a due fsync waits for the running one instead of piling up.
+//!
 //! A failed write or fsync poisons the log for good: nothing after it is
 //! reported durable, later data is not written to that file, and the server
 //! must refuse writes until a rewrite has made the data durable in fresh files
@@ -15,6 +19,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -90,6 +95,9 @@ pub struct AofLog {
     policy: Mutex<FsyncPolicy>,
     appended_lsn: AtomicU64,
     durable_lsn: AtomicU64,
+    /// What [`Durable`] last reported (see `release`).
+    released_lsn: AtomicU64,
+    reporting: Mutex<()>,
     failed: AtomicBool,
     error: Mutex<Option<String>>,
     notify: Notify,
@@ -124,6 +132,8 @@ impl AofLog {
             policy: Mutex::new(policy),
             appended_lsn: AtomicU64::new(start_lsn),
             durable_lsn: AtomicU64::new(start_lsn),
+            released_lsn: AtomicU64::new(start_lsn),
+            reporting: Mutex::new(()),
             failed: AtomicBool::new(false),
             error: Mutex::new(None),
             notify,
@@ -252,6 +262,7 @@ impl AofLog {
 
     fn fail(&self, what: &str, e: io::Error) {
         let msg = format!("{what}: {e}");
+        let _reporting = self.reporting.lock();
         *self.error.lock() = Some(msg);
         self.failed.store(true, Ordering::Release);
         (self.notify)(Durable {
@@ -264,15 +275,73 @@ impl AofLog {
 
     fn mark_durable(&self, lsn: u64) {
         self.durable_lsn.fetch_max(lsn, Ordering::AcqRel);
-        (self.notify)(Durable {
-            lsn: self.durable_lsn(),
-            failed: false,
-        });
+        self.release(lsn);
+    }
+
+    /// Replies may go out for records up to `lsn`: fsynced under `always`,
+    /// written under the other policies. Never moves back, whichever of the
+    /// two reports last.
+    fn release(&self, lsn: u64) {
+        {
+            // Reports from the flusher and the fsync thread reach `notify` in
+            // the order they were decided, and none follows a failure.
+            let _reporting = self.reporting.lock();
+            if self.is_failed() {
+                return;
+            }
+            let released = self.released_lsn.fetch_max(lsn, Ordering::AcqRel).max(lsn);
+            (self.notify)(Durable {
+                lsn: released,
+                failed: false,
+            });
+        }
         let _g = self.flushed_mutex.lock();
         self.flushed_cond.notify_all();
     }
 
     fn flusher(&self) {
+        let (to_fsync, requests) = std::sync::mpsc::channel();
+        let in_flight = &AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let background = std::thread::Builder::new()
+                .name("cairn-aof-fsync".into())
+                .spawn_scoped(scope, move || self.background_fsyncs(requests, in_flight));
+            if background.is_err() {
+                self.fail(
+                    "starting the AOF fsync thread failed",
+                    io::Error::other("thread spawn"),
+                );
+            }
+            self.flush_loop(&to_fsync, in_flight);
+            // Ends the fsync thread, which the scope then joins.
+            drop(to_fsync);
+        });
+    }
+
+    /// The everysec fsyncs, one at a time. An fsync slower than two seconds
+    /// counts in aof_delayed_fsync: the one due after it had to wait.
+    fn background_fsyncs(
+        &self,
+        requests: Receiver<(Arc<dyn FsFile>, u64)>,
+        in_flight: &AtomicBool,
+    ) {
+        for (file, lsn) in requests {
+            let t = Instant::now();
+            if !self.is_failed() {
+                match file.sync_data() {
+                    Ok(()) => self.mark_durable(lsn),
+                    Err(e) => self.fail("fsync of the AOF failed", e),
+                }
+            }
+            if t.elapsed() > Duration::from_secs(2) {
+                self.delayed_fsync.fetch_add(1, Ordering::Relaxed);
+            }
+            in_flight.store(false, Ordering::Release);
+        }
+    }
+
+    fn flush_loop(&self, to_fsync: &Sender<(Arc<dyn FsFile>, u64)>, in_flight: &AtomicBool) {
+        // When the last fsync started.
         let mut last_sync = Instant::now();
         // Written to the file but not yet fsynced (everysec / no).
         let mut unsynced: Option<(Arc<dyn FsFile>, u64)> = None;
@@ -288,7 +357,8 @@ impl AofLog {
                     let policy = self.policy();
                     let due = unsynced.is_some()
                         && policy == FsyncPolicy::EverySec
-                        && last_sync.elapsed() >= Duration::from_secs(1);
+                        && last_sync.elapsed() >= Duration::from_secs(1)
+                        && !in_flight.load(Ordering::Acquire);
                     if due || (unsynced.is_some() && policy == FsyncPolicy::Always) {
                         break;
                     }
@@ -329,21 +399,21 @@ impl AofLog {
                 self.current_size
                     .fetch_add(out.len() as u64, Ordering::Relaxed);
                 unsynced = Some((file.clone(), end_lsn));
+                if self.policy() != FsyncPolicy::Always {
+                    self.release(end_lsn);
+                }
             }
             let policy = self.policy();
-            let must_sync = closes_segment
-                || policy == FsyncPolicy::Always
-                || (policy == FsyncPolicy::EverySec
-                    && last_sync.elapsed() >= Duration::from_secs(1));
+            // A file is fsynced before records go to the next one (rewrite).
+            let sync_here = closes_segment || policy == FsyncPolicy::Always;
+            let sync_behind = policy == FsyncPolicy::EverySec
+                && last_sync.elapsed() >= Duration::from_secs(1)
+                && !in_flight.load(Ordering::Acquire);
             if let Some((f, lsn)) = unsynced.clone() {
-                if must_sync {
-                    let t = Instant::now();
+                if sync_here {
+                    last_sync = Instant::now();
                     match f.sync_data() {
                         Ok(()) => {
-                            if t.elapsed() > Duration::from_secs(2) {
-                                self.delayed_fsync.fetch_add(1, Ordering::Relaxed);
-                            }
-                            last_sync = Instant::now();
                             unsynced = None;
                             self.mark_durable(lsn);
                         }
@@ -352,9 +422,13 @@ impl AofLog {
                             continue;
                         }
                     }
-                } else if policy != FsyncPolicy::Always {
-                    // Not fsynced, but nobody waits under everysec/no.
-                    self.durable_lsn.fetch_max(0, Ordering::Relaxed);
+                } else if sync_behind {
+                    last_sync = Instant::now();
+                    in_flight.store(true, Ordering::Release);
+                    unsynced = None;
+                    if to_fsync.send((f, lsn)).is_err() {
+                        in_flight.store(false, Ordering::Release);
+                    }
                 }
             }
             if closes_segment {
@@ -406,5 +480,92 @@ mod tests {
         let lsn = log.append(|w| w.command(0, &[b"SET".as_slice(), b"k", b"w"]));
         assert!(log.flush_all(false).is_err());
         assert!(log.durable_lsn() < lsn);
+    }
+
+    /// A file whose fsync takes `delay`, counting fsyncs started and done.
+    struct SlowSync {
+        inner: Box<dyn FsFile>,
+        delay: Duration,
+        started: Arc<AtomicU64>,
+        done: Arc<AtomicU64>,
+    }
+
+    impl FsFile for SlowSync {
+        fn write(&self, buf: &[u8]) -> io::Result<usize> {
+            self.inner.write(buf)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            self.started.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(self.delay);
+            let r = self.inner.sync_data();
+            self.done.fetch_add(1, Ordering::SeqCst);
+            r
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.inner.set_len(len)
+        }
+        fn size(&self) -> io::Result<u64> {
+            self.inner.size()
+        }
+    }
+
+    /// Under everysec a slow fsync runs beside the writer: records appended
+    /// meanwhile reach the file before it ends, and it counts as delayed.
+    #[test]
+    fn everysec_keeps_writing_while_a_slow_fsync_runs() {
+        let fs = SimFs::new(3);
+        let path = Path::new("/a.aof");
+        let (started, done) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let slow = SlowSync {
+            inner: fs.create(path).unwrap(),
+            delay: Duration::from_millis(2500),
+            started: started.clone(),
+            done: done.clone(),
+        };
+        let log = AofLog::start(
+            Box::new(slow),
+            0,
+            0,
+            FsyncPolicy::EverySec,
+            Box::new(|_| {}),
+        )
+        .unwrap();
+        let first = log.append(|w| w.command(0, &[b"SET".as_slice(), b"k", b"first"]));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while started.load(Ordering::SeqCst) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the everysec fsync never started"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        log.append(|w| w.command(0, &[b"SET".as_slice(), b"k", b"second"]));
+        let on_file = |needle: &[u8]| {
+            fs.read(path)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle)
+        };
+        while !on_file(b"second") {
+            assert!(
+                Instant::now() < deadline,
+                "the second record never reached the file"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            done.load(Ordering::SeqCst),
+            0,
+            "the second record was written while the first fsync still ran"
+        );
+        while log.durable_lsn() < first {
+            assert!(
+                Instant::now() < deadline,
+                "the first record never became durable"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(log.delayed_fsync.load(Ordering::Relaxed), 1);
+        log.shutdown();
     }
 }

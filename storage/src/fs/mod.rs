@@ -97,6 +97,18 @@ pub trait FsFile: Send + Sync {
     }
 }
 
+/// `std::io::Write` over an [`FsFile`], for encoders that write to a stream.
+pub struct FileWriter<'a>(pub &'a dyn FsFile);
+
+impl io::Write for FileWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Read-only bytes of a whole file: an mmap, or an owned copy.
 pub struct Mapping(MappingInner);
 

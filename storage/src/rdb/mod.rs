@@ -18,6 +18,7 @@ use std::fmt;
 use std::io::Write;
 use std::path::Path;
 
+use crate::fs::{FileWriter, Fs};
 use crate::keyspace::{lru_clock, Locked};
 use crate::value::Value;
 
@@ -178,25 +179,18 @@ pub fn restore_payload(p: &[u8]) -> Result<Value, RestoreError> {
 }
 
 /// Reads and parses the file at `path`; `Ok(None)` if it does not exist.
-/// The file is memory-mapped and parsed in place.
-pub fn load_file(path: &Path, db_count: usize) -> Result<Option<Snapshot>, RdbError> {
-    let io_err = |e: std::io::Error| RdbError {
-        offset: 0,
-        reason: format!("cannot read {}: {e}", path.display()),
-    };
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
+/// The file is memory-mapped (on a real disk) and parsed in place.
+pub fn load_file(fs: &dyn Fs, path: &Path, db_count: usize) -> Result<Option<Snapshot>, RdbError> {
+    let map = match fs.map(path) {
+        Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(e)),
+        Err(e) => {
+            return Err(RdbError {
+                offset: 0,
+                reason: format!("cannot read {}: {e}", path.display()),
+            })
+        }
     };
-    let len = file.metadata().map_err(io_err)?.len();
-    if len == 0 {
-        return parse(&[], db_count).map(Some);
-    }
-    // SAFETY: the map is read-only and dropped before we return. Cairn only
-    // replaces dump files by rename, so the mapped inode is never rewritten
-    // under us; an outside writer truncating it is outside our contract.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
     parse(&map, db_count).map(Some)
 }
 
@@ -204,6 +198,7 @@ pub fn load_file(path: &Path, db_count: usize) -> Result<Option<Snapshot>, RdbEr
 /// atomically: write `temp-<pid>.rdb`, fsync, rename over the target, fsync
 /// the directory. Returns the file size.
 pub fn save_file(
+    fs: &dyn Fs,
     dir: &Path,
     filename: &str,
     ks: &mut Locked,
@@ -211,19 +206,18 @@ pub fn save_file(
 ) -> std::io::Result<u64> {
     let tmp = dir.join(format!("temp-{}.rdb", std::process::id()));
     let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 16, file);
+        let file = fs.create(&tmp)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, FileWriter(&*file));
         let size = write_snapshot(&mut w, ks, opts)?;
         w.flush()?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        drop(w);
+        file.sync_data()?;
         drop(file);
-        std::fs::rename(&tmp, dir.join(filename))?;
-        std::fs::File::open(dir)?.sync_all()?;
+        fs.durable_rename(&tmp, &dir.join(filename))?;
         Ok(size)
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs.remove(&tmp);
     }
     result
 }
