@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use cairn_storage::keyspace::{lru_clock, now_ms, Locked};
-use cairn_storage::rdb::{self, RestoreError, SaveOptions};
+use cairn_storage::rdb::{self, RestoreError};
 
 use super::{event, parse_int, Command, Ctx, KeySpec, *};
 use crate::resp::Argv;
