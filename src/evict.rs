@@ -257,7 +257,7 @@ pub fn perform_evictions(srv: &Server) -> Outcome {
             freed += f;
             evicted += 1;
             // Checking the clock per key would cost more than a small key.
-            if evicted % 16 == 0 && limit.is_some_and(|l| started.elapsed() > l) {
+            if evicted & 15 == 0 && limit.is_some_and(|l| started.elapsed() > l) {
                 break Outcome::Running;
             }
         }
@@ -585,11 +585,7 @@ pub fn memory_stats(srv: &Server, out: &mut Reply) {
     out.bulk(b"keys.count");
     out.int(keys as i64);
     out.bulk(b"keys.bytes-per-key");
-    out.int(if keys > 0 {
-        (used.saturating_sub(startup) / keys) as i64
-    } else {
-        0
-    });
+    out.int(used.saturating_sub(startup).checked_div(keys).unwrap_or(0) as i64);
     out.bulk(b"dataset.bytes");
     out.int(dataset as i64);
     out.bulk(b"dataset.percentage");
