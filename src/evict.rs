@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize,
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cairn_storage::keyspace::{now_ms, Sample, SHARDS};
+use cairn_storage::keyspace::{now_ms, SHARDS};
 use cairn_storage::{access, Key, Value};
 use parking_lot::Mutex;
 
@@ -154,7 +154,17 @@ pub fn policy() -> Policy {
 /// not installed (library unit tests).
 pub fn used_memory() -> usize {
     let used = alloc::used_memory();
-    let used = if used == 0 { rss_bytes() } else { used };
+    if used == 0 {
+        rss_bytes()
+    } else {
+        used
+    }
+}
+
+/// [`used_memory`], also recording the peak (not on the per-command path:
+/// a shared read-modify-write per command would make cores contend).
+fn used_memory_with_peak() -> usize {
+    let used = used_memory();
     PEAK.fetch_max(used, Ordering::Relaxed);
     used
 }
@@ -165,6 +175,9 @@ pub fn not_counted(srv: &Server) -> usize {
 }
 
 fn aof_buffer(srv: &Server) -> usize {
+    if !srv.persistence.aof_on() {
+        return 0;
+    }
     srv.persistence.log().map_or(0, |l| l.buffered_bytes())
 }
 
@@ -190,7 +203,7 @@ pub fn rss_bytes() -> usize {
 
 /// Records the baseline for INFO used_memory_startup.
 pub fn mark_startup() {
-    STARTUP.store(used_memory(), Ordering::Relaxed);
+    STARTUP.store(used_memory_with_peak(), Ordering::Relaxed);
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -227,7 +240,6 @@ pub fn perform_evictions(srv: &Server) -> Outcome {
     if srv.pause.current().is_some() {
         return Outcome::Ok;
     }
-    let mut pool = POOL.lock();
     let used = used_memory().saturating_sub(not_counted(srv));
     if used <= max {
         return Outcome::Ok;
@@ -236,6 +248,11 @@ pub fn perform_evictions(srv: &Server) -> Outcome {
     if policy == Policy::NoEviction {
         return Outcome::Fail;
     }
+    // Another thread is evicting: let this command through rather than
+    // queue behind it (memory can overshoot by one command per thread).
+    let Some(mut pool) = POOL.try_lock() else {
+        return Outcome::Running;
+    };
     if pool.policy != policy {
         pool.entries.clear();
         pool.policy = policy;
@@ -274,6 +291,7 @@ pub fn perform_evictions(srv: &Server) -> Outcome {
 /// of time.
 pub fn tick(srv: &Server) {
     access::tick();
+    used_memory_with_peak();
     if UNFINISHED.load(Ordering::Relaxed) {
         perform_evictions(srv);
     }
@@ -283,59 +301,81 @@ pub fn tick(srv: &Server) {
 fn pick(srv: &Server, policy: Policy, pool: &mut Pool) -> Option<(usize, Key)> {
     let samples = SAMPLES.load(Ordering::Relaxed);
     let volatile = policy.volatile();
-    let mut found = Vec::new();
     if policy.random() {
-        sample_some_shard(srv, 1, volatile, &mut found);
-        let i = (rand::random::<u64>() as usize) % found.len().max(1);
-        return found.into_iter().nth(i).map(|s| (s.db, s.key));
+        let mut found = None;
+        sample_some_shard(srv, 1, volatile, |db, k, _| {
+            if found.is_none() {
+                found = Some((db, Bytes::copy_from_slice(k)));
+            }
+        });
+        return found;
     }
     if policy == Policy::VolatileTtl {
         // The deadline index gives each shard's nearest deadlines exactly.
+        let mut found = Vec::new();
         let start = rand::random::<u64>() as usize % SHARDS;
         for i in 0..samples.min(SHARDS) {
-            srv.ks
-                .nearest_deadlines((start + i) % SHARDS, 2, &mut found);
+            srv.ks.nearest_deadlines((start + i) % SHARDS, 2, &mut found);
         }
-        if found.is_empty() && pool.entries.is_empty() {
-            sample_some_shard(srv, samples, true, &mut found);
+        for s in found {
+            pool_offer(pool, u64::MAX - s.expire_at_ms, s.db, &s.key);
+        }
+        if pool.entries.is_empty() {
+            sample_some_shard(srv, samples, true, |db, k, e| {
+                let at = e.expire_at_ms().unwrap_or(u64::MAX);
+                pool_offer(pool, u64::MAX - at, db, k)
+            });
         }
     } else {
-        sample_some_shard(srv, samples, volatile, &mut found);
-    }
-    for s in found {
-        let score = match policy {
-            Policy::VolatileTtl => u64::MAX - s.expire_at_ms,
-            p if p.lfu() => 255 - access::lfu_decayed(s.lru) as u64,
-            _ => access::idle_ticks(s.lru),
-        };
-        pool_insert(pool, score, s.db, s.key);
+        let lfu = policy.lfu();
+        // Scored under the shard lock; only keys that enter the pool are copied.
+        sample_some_shard(srv, samples, volatile, |db, k, e| {
+            let score = if lfu {
+                255 - access::lfu_decayed(e.lru) as u64
+            } else {
+                access::idle_ticks(e.lru)
+            };
+            pool_offer(pool, score, db, k)
+        });
     }
     pool.entries.pop().map(|c| (c.db, c.key))
 }
 
 /// Samples `n` keys per database from a random non-empty shard (one shard is
 /// as good a sample as the whole keyspace: keys are spread by hash).
-fn sample_some_shard(srv: &Server, n: usize, volatile: bool, out: &mut Vec<Sample>) {
+fn sample_some_shard(
+    srv: &Server,
+    n: usize,
+    volatile: bool,
+    mut f: impl FnMut(usize, &Key, &cairn_storage::Entry),
+) {
     let start = rand::random::<u64>() as usize % SHARDS;
     for i in 0..SHARDS {
         let shard = (start + i) % SHARDS;
-        srv.ks.sample_keys(shard, n, volatile, out);
-        if !out.is_empty() {
+        if srv.ks.sample_keys(shard, n, volatile, &mut f) > 0 {
             return;
         }
     }
 }
 
-fn pool_insert(pool: &mut Pool, score: u64, db: usize, key: Key) {
+/// Offers a sampled key to the pool, which keeps the POOL_SIZE best.
+fn pool_offer(pool: &mut Pool, score: u64, db: usize, key: &[u8]) {
     let e = &mut pool.entries;
-    if let Some(i) = e.iter().position(|c| c.db == db && c.key == key) {
-        e.remove(i);
-    }
     if e.len() >= POOL_SIZE && e.first().is_some_and(|c| c.score >= score) {
         return;
     }
+    if let Some(i) = e.iter().position(|c| c.db == db && c.key == key) {
+        e.remove(i);
+    }
     let at = e.partition_point(|c| c.score < score);
-    e.insert(at, Candidate { score, db, key });
+    e.insert(
+        at,
+        Candidate {
+            score,
+            db,
+            key: Bytes::copy_from_slice(key),
+        },
+    );
     if e.len() > POOL_SIZE {
         e.remove(0);
     }
@@ -431,7 +471,7 @@ fn human(n: usize) -> String {
 
 /// The `# Memory` section of INFO.
 pub fn info_memory(srv: &Server) -> String {
-    let used = used_memory();
+    let used = used_memory_with_peak();
     let rss = rss_bytes();
     let peak = PEAK.load(Ordering::Relaxed).max(used);
     let startup = STARTUP.load(Ordering::Relaxed);
@@ -539,7 +579,7 @@ fn estimate(v: &Value, samples: usize) -> usize {
 }
 
 pub fn memory_stats(srv: &Server, out: &mut Reply) {
-    let used = used_memory();
+    let used = used_memory_with_peak();
     let rss = rss_bytes();
     let peak = PEAK.load(Ordering::Relaxed).max(used);
     let startup = STARTUP.load(Ordering::Relaxed);

@@ -40,6 +40,9 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
+    if config.get_i64("maxmemory") > 0 {
+        cairn::alloc::single_arena();
+    }
     let workers = std::env::var("CAIRN_WORKERS")
         .ok()
         .and_then(|v| v.parse().ok())

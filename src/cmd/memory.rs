@@ -44,7 +44,10 @@ fn memory(c: &mut Ctx, a: &Argv) {
             c.out
                 .verbatim("Stats not supported for the current allocator (libc)");
         }
-        b"purge" => c.out.ok(),
+        b"purge" => {
+            crate::alloc::purge();
+            c.out.ok()
+        }
         _ => {
             let lines = [
                 "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -53,7 +56,7 @@ fn memory(c: &mut Ctx, a: &Argv) {
                 "MALLOC-STATS",
                 "    Allocator statistics (none for the libc allocator).",
                 "PURGE",
-                "    Ask the allocator to release memory (a no-op here).",
+                "    Ask the allocator to return free memory to the system.",
                 "STATS",
                 "    Memory usage details.",
                 "USAGE <key> [SAMPLES <count>]",

@@ -437,9 +437,17 @@ impl Keyspace {
 
     /// Eviction sampling (Redis's dictGetSomeKeys): up to `n` keys of each
     /// database in shard `shard`, read from consecutive buckets after a
-    /// random one. `volatile` keeps only keys with a TTL.
-    pub fn sample_keys(&self, shard: usize, n: usize, volatile: bool, out: &mut Vec<Sample>) {
+    /// random one, each passed to `f(db, key, entry)` under the shard lock.
+    /// `volatile` keeps only keys with a TTL.
+    pub fn sample_keys(
+        &self,
+        shard: usize,
+        n: usize,
+        volatile: bool,
+        mut f: impl FnMut(usize, &Key, &Entry),
+    ) -> usize {
         let s = self.shards[shard % SHARDS].lock();
+        let mut total = 0;
         for (db, d) in s.dbs.iter().enumerate() {
             if d.dict.is_empty() || (volatile && d.expires_len() == 0) {
                 continue;
@@ -459,19 +467,16 @@ impl Keyspace {
                     if volatile && e.expire_at_ms == 0 {
                         continue;
                     }
-                    out.push(Sample {
-                        db,
-                        key: k.clone(),
-                        lru: e.lru,
-                        expire_at_ms: e.expire_at_ms,
-                    });
+                    f(db, k, e);
                     found += 1;
                 }
                 if found >= n {
                     break;
                 }
             }
+            total += found;
         }
+        total
     }
 
     /// The `n` nearest deadlines of each database in shard `shard`, for the
