@@ -258,7 +258,8 @@ pub fn perform_evictions(srv: &Server) -> Outcome {
         pool.policy = policy;
     }
     let to_free = (used - max) as isize;
-    let started = Instant::now();
+    // The clock is read from the 16th key on: most calls free one key.
+    let mut started: Option<Instant> = None;
     let limit = time_limit(TENACITY.load(Ordering::Relaxed));
     let mut freed: isize = 0;
     let mut evicted = 0usize;
@@ -274,8 +275,11 @@ pub fn perform_evictions(srv: &Server) -> Outcome {
             freed += f;
             evicted += 1;
             // Checking the clock per key would cost more than a small key.
-            if evicted & 15 == 0 && limit.is_some_and(|l| started.elapsed() > l) {
-                break Outcome::Running;
+            if evicted & 15 == 0 {
+                let t = *started.get_or_insert_with(Instant::now);
+                if limit.is_some_and(|l| t.elapsed() > l) {
+                    break Outcome::Running;
+                }
             }
         }
     };
