@@ -319,7 +319,8 @@ fn pick(srv: &Server, policy: Policy, pool: &mut Pool) -> Option<(usize, Key)> {
         let mut found = Vec::new();
         let start = rand::random::<u64>() as usize % SHARDS;
         for i in 0..samples.min(SHARDS) {
-            srv.ks.nearest_deadlines((start + i) % SHARDS, 2, &mut found);
+            srv.ks
+                .nearest_deadlines((start + i) % SHARDS, 2, &mut found);
         }
         for s in found {
             pool_offer(pool, u64::MAX - s.expire_at_ms, s.db, &s.key);
