@@ -4,10 +4,12 @@
 //! the command table and one module per command family. Data, files and their
 //! ordering belong to the `cairn-storage` crate.
 
+pub mod alloc;
 pub mod blocking;
 pub mod client;
 pub mod cmd;
 pub mod config;
+pub mod evict;
 pub mod glob;
 pub mod pause;
 pub mod persistence;

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use cairn::config::Config;
 use cairn::server;
 
+#[global_allocator]
+static ALLOC: cairn::alloc::Counting = cairn::alloc::Counting;
+
 const USAGE: &str = "Usage: cairn [/path/to/cairn.conf] [options] [-]
        cairn -v or --version
        cairn -h or --help
@@ -37,6 +40,9 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
+    if config.get_i64("maxmemory") > 0 {
+        cairn::alloc::single_arena();
+    }
     let workers = std::env::var("CAIRN_WORKERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -57,6 +63,7 @@ fn main() -> ExitCode {
     };
     rt.block_on(async move {
         let srv = server::Server::new(config);
+        cairn::evict::mark_startup();
         if let Err(e) = cairn::persistence::startup(&srv) {
             tracing::error!("{e}");
             return ExitCode::from(1);

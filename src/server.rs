@@ -194,6 +194,7 @@ impl Server {
     /// Refreshes the hot copies after the config changed.
     pub fn apply_config(&self) {
         let c = self.config.read();
+        crate::evict::apply_config(&c);
         self.max_bulk_len
             .store(c.get_i64("proto-max-bulk-len") as u64, Ordering::Relaxed);
         self.query_buf_limit.store(
@@ -513,6 +514,7 @@ async fn expire_loop(srv: Arc<Server>) {
         tick.tick().await;
         cairn_storage::keyspace::tick_lru_clock();
         srv.active_expire();
+        crate::evict::tick(&srv);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Generic key commands: deletion, existence, renaming, expiry, iteration.
 
-use cairn_storage::keyspace::lru_clock;
+use cairn_storage::access;
 
 use super::{event, parse_int, Command, Ctx, KeySpec, *};
 use crate::glob;
@@ -378,7 +378,7 @@ fn object(c: &mut Ctx, a: &Argv) {
         )));
     }
     let db = c.db();
-    let policy = c.srv.config.read().get("maxmemory-policy").to_string();
+    let lfu = crate::evict::policy().lfu();
     // Peek without refreshing the access clock, as Redis's OBJECT does.
     let Some(e) = c.ks.peek(db, a.get(2)).map(|e| (e.value.encoding(), e.lru)) else {
         return c.out.null();
@@ -388,16 +388,16 @@ fn object(c: &mut Ctx, a: &Argv) {
         b"encoding" => c.out.bulk(enc.as_bytes()),
         b"refcount" => c.out.int(1),
         b"idletime" => {
-            if policy.contains("lfu") {
+            if lfu {
                 return c.error("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
             }
-            c.out.int(lru_clock().saturating_sub(lru) as i64)
+            c.out.int(access::idle_seconds(lru) as i64)
         }
         b"freq" => {
-            if !policy.contains("lfu") {
+            if !lfu {
                 return c.error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
             }
-            c.out.int(0)
+            c.out.int(access::lfu_decayed(lru) as i64)
         }
         _ => unreachable!("subcommand checked above"),
     }

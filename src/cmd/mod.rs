@@ -25,6 +25,7 @@ pub mod hash;
 pub mod keys;
 pub mod list;
 pub mod long_double;
+pub mod memory;
 pub mod multi;
 pub mod persistence;
 pub mod pubsub;
@@ -235,6 +236,7 @@ impl Table {
             pubsub::COMMANDS,
             aof::COMMANDS,
             persistence::COMMANDS,
+            memory::COMMANDS,
         ];
         let mut commands = Vec::new();
         let mut by_name = HashMap::new();
@@ -567,6 +569,9 @@ fn execute_command(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Ar
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             cmd.name
         ));
+        return;
+    }
+    if crate::evict::refuse_if_oom(srv, client, out, cmd) {
         return;
     }
     if let Some(m) = client.multi.as_mut() {

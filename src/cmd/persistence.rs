@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use cairn_storage::keyspace::{lru_clock, now_ms, Locked};
+use cairn_storage::keyspace::{now_ms, Locked};
 use cairn_storage::rdb::{self, RestoreError};
 
 use super::{event, parse_int, Command, Ctx, KeySpec, *};
@@ -305,7 +305,7 @@ fn restore(c: &mut Ctx, a: &Argv) {
     c.ks.insert_entry(db, key, value, deadline.map(|d| d as u64));
     if let Some(idle) = idle {
         if let Some(e) = c.ks.lookup(db, key) {
-            e.lru = lru_clock().saturating_sub(idle.min(u32::MAX as i64) as u32);
+            e.lru = cairn_storage::access::idle_since(idle.max(0) as u64);
         }
     }
     c.notify(event::GENERIC, "restore", key);

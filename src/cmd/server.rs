@@ -92,27 +92,6 @@ pub const COMMANDS: &[Command] = &[
     ),
 ];
 
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map(|pages| pages * 4096)
-        .unwrap_or(0)
-}
-
-fn human_bytes(n: u64) -> String {
-    let f = n as f64;
-    if f >= 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.2}G", f / (1024.0 * 1024.0 * 1024.0))
-    } else if f >= 1024.0 * 1024.0 {
-        format!("{:.2}M", f / (1024.0 * 1024.0))
-    } else if f >= 1024.0 {
-        format!("{:.2}K", f / 1024.0)
-    } else {
-        format!("{n}B")
-    }
-}
-
 /// Builds the INFO text for the requested sections.
 pub fn info_text(c: &Ctx, sections: &[String]) -> String {
     let srv = c.srv;
@@ -155,17 +134,7 @@ pub fn info_text(c: &Ctx, sections: &[String]) -> String {
         );
     }
     if want("memory") {
-        let rss = rss_bytes();
-        let _ = write!(
-            out,
-            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{rss}\r\nused_memory_peak_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\n\r\n",
-            human_bytes(rss),
-            human_bytes(rss),
-            human_bytes(rss),
-            cfg.get("maxmemory"),
-            human_bytes(cfg.get_i64("maxmemory") as u64),
-            cfg.get("maxmemory-policy"),
-        );
+        out.push_str(&crate::evict::info_memory(srv));
     }
     if want("persistence") {
         let p = &srv.persistence;

@@ -65,7 +65,7 @@ pub struct Entry {
     pub value: Value,
     /// Absolute deadline in ms since the epoch; 0 means no expiry.
     expire_at_ms: u64,
-    /// Last access, from [`lru_clock`].
+    /// Last access (LRU) or access frequency (LFU): see access.rs.
     pub lru: u32,
 }
 
@@ -74,13 +74,23 @@ impl Entry {
         Entry {
             value,
             expire_at_ms: 0,
-            lru: lru_clock(),
+            lru: crate::access::initial(),
         }
     }
 
     pub fn expire_at_ms(&self) -> Option<u64> {
         (self.expire_at_ms != 0).then_some(self.expire_at_ms)
     }
+}
+
+/// A key picked by eviction sampling, with what its score is computed from.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub db: usize,
+    pub key: Key,
+    pub lru: u32,
+    /// 0 when the key has no TTL.
+    pub expire_at_ms: u64,
 }
 
 #[derive(Default)]
@@ -425,6 +435,67 @@ impl Keyspace {
         out
     }
 
+    /// Eviction sampling (Redis's dictGetSomeKeys): up to `n` keys of each
+    /// database in shard `shard`, read from consecutive buckets after a
+    /// random one, each passed to `f(db, key, entry)` under the shard lock.
+    /// `volatile` keeps only keys with a TTL.
+    pub fn sample_keys(
+        &self,
+        shard: usize,
+        n: usize,
+        volatile: bool,
+        mut f: impl FnMut(usize, &Key, &Entry),
+    ) -> usize {
+        let s = self.shards[shard % SHARDS].lock();
+        let mut total = 0;
+        for (db, d) in s.dbs.iter().enumerate() {
+            if d.dict.is_empty() || (volatile && d.expires_len() == 0) {
+                continue;
+            }
+            let buckets = d.dict.bucket_count();
+            let start = rand::random::<usize>() & (buckets - 1);
+            // Keys with a TTL may be rare: walk further for them.
+            let max_steps = if volatile {
+                buckets
+            } else {
+                (n * 10).min(buckets)
+            };
+            let mut found = 0;
+            for step in 0..max_steps {
+                let b = (start + step) & (buckets - 1);
+                for (k, e) in d.dict.bucket_iter(b) {
+                    if volatile && e.expire_at_ms == 0 {
+                        continue;
+                    }
+                    f(db, k, e);
+                    found += 1;
+                }
+                if found >= n {
+                    break;
+                }
+            }
+            total += found;
+        }
+        total
+    }
+
+    /// The `n` nearest deadlines of each database in shard `shard`, for the
+    /// volatile-ttl policy.
+    pub fn nearest_deadlines(&self, shard: usize, n: usize, out: &mut Vec<Sample>) {
+        let s = self.shards[shard % SHARDS].lock();
+        for (db, d) in s.dbs.iter().enumerate() {
+            for (at, key) in d.expires.iter().take(n) {
+                let lru = d.dict.get(key).map_or(0, |e| e.lru);
+                out.push(Sample {
+                    db,
+                    key: key.clone(),
+                    lru,
+                    expire_at_ms: *at,
+                });
+            }
+        }
+    }
+
     /// The earliest deadline in the keyspace, if any.
     pub fn earliest_deadline(&self) -> Option<u64> {
         let m = self
@@ -609,7 +680,7 @@ impl<'a> Locked<'a> {
         let shard = self.shard(idx);
         let e = shard.dbs[db].dict.get_mut_hashed(hash, key)?;
         if touch {
-            e.lru = lru_clock();
+            crate::access::touch(&mut e.lru);
         }
         Some(e)
     }
@@ -647,7 +718,7 @@ impl<'a> Locked<'a> {
         match d.dict.get_mut_hashed(hash, key) {
             Some(e) => {
                 e.value = value;
-                e.lru = lru_clock();
+                crate::access::touch(&mut e.lru);
                 if !keep_ttl && e.expire_at_ms != 0 {
                     let at = std::mem::replace(&mut e.expire_at_ms, 0);
                     d.expires.remove(&(at, Bytes::copy_from_slice(key)));

@@ -3,6 +3,7 @@
 //! This crate knows nothing of sockets or the RESP protocol; the server turns
 //! client commands into calls on it.
 
+pub mod access;
 pub mod aof;
 pub mod crc64;
 pub mod dict;

@@ -195,6 +195,12 @@ impl AofLog {
         self.wake.notify_one();
     }
 
+    /// Bytes appended and not yet handed to the file (INFO mem_aof_buffer).
+    pub fn buffered_bytes(&self) -> usize {
+        let st = self.state.lock();
+        st.segments.iter().map(|s| s.data.capacity()).sum()
+    }
+
     pub fn appended_lsn(&self) -> u64 {
         self.appended_lsn.load(Ordering::Acquire)
     }
