@@ -133,6 +133,8 @@ pub struct Persistence {
     aof: RwLock<Option<Arc<AofLog>>>,
     /// Fast check for the hot path: is an AOF log open?
     aof_on: AtomicBool,
+    /// aof-timestamp-enabled.
+    timestamps: AtomicBool,
     /// Replies wait for fsync (appendfsync always).
     wait_for_fsync: AtomicBool,
     /// A rewrite is replacing a failed log: writes stay refused and nothing is
@@ -201,6 +203,7 @@ impl Persistence {
             dir_lock: Mutex::new(None),
             aof: RwLock::new(None),
             aof_on: AtomicBool::new(false),
+            timestamps: AtomicBool::new(false),
             wait_for_fsync: AtomicBool::new(false),
             recovering: Arc::new(AtomicBool::new(false)),
             durable_tx,
@@ -289,6 +292,14 @@ impl Persistence {
         }
     }
 
+    /// aof-timestamp-enabled, for the open log and the ones started later.
+    pub fn set_timestamps(&self, on: bool) {
+        self.timestamps.store(on, Ordering::Relaxed);
+        if let Some(l) = self.log() {
+            l.set_timestamps(on);
+        }
+    }
+
     pub fn set_policy(&self, policy: FsyncPolicy) {
         self.wait_for_fsync
             .store(policy == FsyncPolicy::Always, Ordering::Release);
@@ -356,6 +367,7 @@ impl Persistence {
             .map_err(|e| io_err("writing the AOF manifest", e))?;
         let log = AofLog::start(file, HEADER.len() as u64, 0, policy, self.notify_fn())
             .map_err(|e| io_err("starting the AOF writer", e))?;
+        log.set_timestamps(self.timestamps.load(Ordering::Relaxed));
         *self.manifest.lock() = Some(manifest);
         *self.aof.write() = Some(log);
         self.set_policy(policy);

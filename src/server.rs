@@ -217,6 +217,8 @@ impl Server {
             .store(c.get_i64("slowlog-max-len") as usize, Ordering::Relaxed);
         self.has_password
             .store(!c.get("requirepass").is_empty(), Ordering::Relaxed);
+        self.persistence
+            .set_timestamps(c.get_bool("aof-timestamp-enabled"));
         let cobl = c.get("client-output-buffer-limit").to_string();
         let words: Vec<&str> = cobl.split_whitespace().collect();
         for w in words.chunks(4) {

@@ -21,7 +21,7 @@ use std::path::Path;
 use crate::keyspace::{lru_clock, Locked};
 use crate::value::Value;
 
-pub use decode::parse;
+pub use decode::{parse, parse_with};
 pub use encode::{dump_payload, write_snapshot, SaveOptions};
 pub use sink::RdbSink;
 
@@ -102,6 +102,9 @@ pub struct Snapshot {
     pub keys: Vec<LoadedKey>,
     /// Function libraries in the file, which Cairn cannot run and skipped.
     pub functions_skipped: usize,
+    /// Bytes the RDB occupies (through its checksum): an AOF with an RDB
+    /// preamble continues with commands there.
+    pub len: usize,
 }
 
 impl Snapshot {
