@@ -9,6 +9,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod glob;
+pub mod ops;
 pub mod pause;
 pub mod persistence;
 pub mod pubsub;

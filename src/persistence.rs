@@ -117,6 +117,35 @@ fn write_snapshot_file(
     })
 }
 
+/// A point-in-time snapshot of the keyspace written to `path` (RDB, or RESP
+/// commands when `rdb` is false), fsynced; returns its size. For SYNC/PSYNC
+/// and the offline tools. Waits while another snapshot (BGSAVE, rewrite)
+/// is walking the keyspace, as only one runs at a time.
+pub fn snapshot_to_file(srv: &Server, path: &std::path::Path, rdb: bool) -> Result<u64, String> {
+    let format = if rdb {
+        SnapshotFormat::Rdb(Arc::new(RdbSink::new(
+            cairn_storage::keyspace::now_ms(),
+            rdb_save_options(srv, false),
+        )))
+    } else {
+        SnapshotFormat::Resp(Arc::new(RespBaseSink::default()))
+    };
+    let deadline = Instant::now() + std::time::Duration::from_secs(3600);
+    loop {
+        match write_snapshot_file(srv, path, &format, || {}) {
+            Ok(w) if w.aborted => {
+                // FLUSHALL during the walk: the snapshot is of an empty set.
+                return Err("the data set was flushed during the snapshot".into());
+            }
+            Ok(w) => return Ok(w.bytes),
+            Err(e) if e.contains("already in progress") && Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn rdb_save_options(srv: &Server, aof_base: bool) -> SaveOptions {
     let c = srv.config.read();
     SaveOptions {
