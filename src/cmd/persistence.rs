@@ -417,13 +417,13 @@ fn value_digest_into(d: &mut [u8; 20], v: &cairn_storage::value::Value, has_ttl:
             let mut e = [0u8; 20];
             mix_digest(&mut e, m);
             mix_digest(&mut e, cairn_storage::value::format_g(score, 17).as_bytes());
-            xor_digest_raw(d, &e);
+            xor_digest(d, &e);
         }),
         Value::Hash(h) => h.for_each(|f, val| {
             let mut e = [0u8; 20];
             mix_digest(&mut e, f);
             mix_digest(&mut e, val);
-            xor_digest_raw(d, &e);
+            xor_digest(d, &e);
         }),
         Value::Stream(_) => {}
     }
@@ -432,22 +432,16 @@ fn value_digest_into(d: &mut [u8; 20], v: &cairn_storage::value::Value, has_ttl:
     }
 }
 
-/// d = SHA1(d || data)
+/// d = SHA1(d ^ SHA1(data)): order-preserving.
 fn mix_digest(d: &mut [u8; 20], data: &[u8]) {
-    let mut h = sha1_smol::Sha1::new();
-    h.update(&d[..]);
-    h.update(data);
-    *d = h.digest().bytes();
+    xor_digest(d, data);
+    *d = sha1_smol::Sha1::from(&d[..]).digest().bytes();
 }
 
 /// d ^= SHA1(data)
 fn xor_digest(d: &mut [u8; 20], data: &[u8]) {
     let h = sha1_smol::Sha1::from(data).digest().bytes();
-    xor_digest_raw(d, &h);
-}
-
-fn xor_digest_raw(d: &mut [u8; 20], x: &[u8; 20]) {
-    for (a, b) in d.iter_mut().zip(x) {
+    for (a, b) in d.iter_mut().zip(h) {
         *a ^= b;
     }
 }
@@ -471,7 +465,7 @@ pub fn debug_digest(c: &mut Ctx) {
                 return;
             }
             let d = key_digest(k.as_ref(), &e.value, e.expire_at_ms().is_some());
-            xor_digest_raw(&mut fin, &d);
+            xor_digest(&mut fin, &d);
         });
     }
     c.out.simple(&hex(&fin));
