@@ -377,7 +377,7 @@ fn psync(c: &mut Ctx, _a: &Argv) {
 /// REPLCONF: options a replica announces are accepted; ACK/GETACK get no
 /// reply, as in Redis.
 fn replconf(c: &mut Ctx, a: &Argv) {
-    if a.len() % 2 == 0 {
+    if a.len().is_multiple_of(2) {
         return c.error(SYNTAX);
     }
     let sub = a.get(1).to_ascii_lowercase();

@@ -99,7 +99,8 @@ fn pin_aof(adir: &Path, out: &Path) -> OpResult {
     std::fs::create_dir_all(&dest).map_err(|e| io_failure("cannot create", &dest, e))?;
     // The manifest as read, not as it may be by now.
     let mpath = dest.join(set.manifest_path.file_name().unwrap_or_default());
-    std::fs::write(&mpath, set.manifest.to_text()).map_err(|e| io_failure("cannot write", &mpath, e))?;
+    std::fs::write(&mpath, set.manifest.to_text())
+        .map_err(|e| io_failure("cannot write", &mpath, e))?;
     let files = set.files();
     let last = files.len().saturating_sub(1);
     for (i, f) in files.iter().enumerate() {
@@ -131,10 +132,9 @@ fn pin_aof(adir: &Path, out: &Path) -> OpResult {
         f.set_len(scan.valid_len)
             .map_err(|e| io_failure("cannot truncate", &last_copy, e))?;
     }
-    for p in std::fs::read_dir(&dest).map_err(|e| io_failure("cannot read", &dest, e))? {
-        if let Ok(p) = p {
-            let _ = std::fs::File::open(p.path()).and_then(|f| f.sync_all());
-        }
+    let entries = std::fs::read_dir(&dest).map_err(|e| io_failure("cannot read", &dest, e))?;
+    for p in entries.flatten() {
+        let _ = std::fs::File::open(p.path()).and_then(|f| f.sync_all());
     }
     let _ = std::fs::File::open(&dest).and_then(|f| f.sync_all());
     Ok(())

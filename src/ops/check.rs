@@ -129,7 +129,7 @@ pub fn scan_aof(
     path: &Path,
     bytes: &[u8],
     stats: &mut KeyStats,
-    on_command: &mut dyn FnMut(&[&[u8]]) -> Result<(), String>,
+    on_command: aof::load::CommandSink,
 ) -> FileScan {
     let now = now_ms();
     let _ = path;
@@ -148,7 +148,13 @@ pub fn scan_aof(
 
 /// Describes a scan; Err when the file has a problem (`last`: it ends the
 /// log, so a torn tail is a crash artefact `repair` fixes).
-pub fn verdict(path: &Path, bytes_len: usize, scan: &FileScan, last: bool, quiet: bool) -> OpResult {
+pub fn verdict(
+    path: &Path,
+    bytes_len: usize,
+    scan: &FileScan,
+    last: bool,
+    quiet: bool,
+) -> OpResult {
     let format = match (scan.rdb_len, scan.checksummed) {
         (Some(n), _) if n as usize >= bytes_len => "RDB base".to_string(),
         (Some(n), true) => format!("RDB preamble ({n} bytes) + checksummed commands"),
@@ -260,12 +266,20 @@ pub fn check_aof_dir(dir: &Path, stats: &mut KeyStats, quiet: bool) -> OpResult 
         }
     }
     if let Ok(rd) = std::fs::read_dir(dir) {
-        let history: Vec<String> = set.manifest.history.iter().map(|h| h.name.clone()).collect();
+        let history: Vec<String> = set
+            .manifest
+            .history
+            .iter()
+            .map(|h| h.name.clone())
+            .collect();
         for e in rd.filter_map(|e| e.ok()) {
             let p = e.path();
             let name = e.file_name().to_string_lossy().into_owned();
             if p != set.manifest_path && !listed.contains(&p) && !history.contains(&name) {
-                say(quiet, format!("  note: {name} is not listed in the manifest (ignored by loading)"));
+                say(
+                    quiet,
+                    format!("  note: {name} is not listed in the manifest (ignored by loading)"),
+                );
             }
         }
     }
@@ -300,7 +314,9 @@ pub fn check_aof_dir(dir: &Path, stats: &mut KeyStats, quiet: bool) -> OpResult 
 
 /// Loads an appendonlydir into an offline keyspace with the server's loader
 /// (nothing is modified: a torn tail is an error here, not cut).
-pub fn load_aof_dir_offline(set: &AofSet) -> Result<std::sync::Arc<crate::server::Server>, Failure> {
+pub fn load_aof_dir_offline(
+    set: &AofSet,
+) -> Result<std::sync::Arc<crate::server::Server>, Failure> {
     let srv = files::offline_server();
     let data_dir = files::parent_of(&set.dir).to_path_buf();
     let dirname = set
@@ -349,7 +365,10 @@ fn check_data_dir(dir: &Path, stats: &mut KeyStats, quiet: bool) -> OpResult {
         let bytes = files::read(&p)?;
         let mut s = KeyStats::new(0);
         match check_snapshot(&p, &bytes, &mut s, quiet) {
-            Ok(_) => say(quiet, format!("  {}", s.summary().replace('\n', "\n  ").trim_end())),
+            Ok(_) => say(
+                quiet,
+                format!("  {}", s.summary().replace('\n', "\n  ").trim_end()),
+            ),
             Err(e) => {
                 println!("{}", e_msg(&e));
                 first_err.get_or_insert(e);

@@ -25,7 +25,12 @@ pub fn failure(what: &str, e: std::io::Error) -> Failure {
 }
 
 impl Conn {
-    pub fn connect(host: &str, port: u16, password: Option<&str>, user: Option<&str>) -> Result<Conn, Failure> {
+    pub fn connect(
+        host: &str,
+        port: u16,
+        password: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<Conn, Failure> {
         let s = TcpStream::connect((host, port))
             .map_err(|e| failure(&format!("cannot connect to {host}:{port}"), e))?;
         let _ = s.set_nodelay(true);
@@ -41,9 +46,8 @@ impl Conn {
                 args.push(u.as_bytes());
             }
             args.push(pw.as_bytes());
-            match c.call(&args)? {
-                Resp::Error(e) => return Err(Failure::Usage(format!("AUTH failed: {e}"))),
-                _ => {}
+            if let Resp::Error(e) = c.call(&args)? {
+                return Err(Failure::Usage(format!("AUTH failed: {e}")));
             }
         }
         Ok(c)

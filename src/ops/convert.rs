@@ -89,6 +89,11 @@ pub fn run(a: Args) -> OpResult {
         }
     };
     files::write_atomic(&a.output, |w| std::io::Write::write_all(w, &out))?;
-    println!("{}: written ({} bytes, {})", a.output.display(), out.len(), a.to);
+    println!(
+        "{}: written ({} bytes, {})",
+        a.output.display(),
+        out.len(),
+        a.to
+    );
     Ok(())
 }

@@ -95,9 +95,8 @@ pub struct AofSet {
 
 impl AofSet {
     pub fn open(dir: &Path) -> Result<AofSet, Failure> {
-        let manifest_path = find_manifest(dir).ok_or_else(|| {
-            Failure::Usage(format!("{}: no AOF manifest found", dir.display()))
-        })?;
+        let manifest_path = find_manifest(dir)
+            .ok_or_else(|| Failure::Usage(format!("{}: no AOF manifest found", dir.display())))?;
         let text = std::fs::read(&manifest_path)
             .map_err(|e| io_failure("cannot read", &manifest_path, e))?;
         let text = String::from_utf8(text).map_err(|_| {

@@ -73,13 +73,17 @@ pub fn run(a: Args) -> OpResult {
             )))
         }
     };
-    let mut locks = Vec::new();
+    // The AOF's dir and the data dir above it, each locked once.
+    let mut dirs = std::collections::BTreeSet::new();
     for f in &files {
         let dir = files::parent_of(f);
-        for d in [dir, files::parent_of(dir)] {
-            if let Some(l) = lock_if_cairn_dir(d)? {
-                locks.push(l);
-            }
+        dirs.insert(dir.to_path_buf());
+        dirs.insert(files::parent_of(dir).to_path_buf());
+    }
+    let mut locks = Vec::new();
+    for d in &dirs {
+        if let Some(l) = lock_if_cairn_dir(d)? {
+            locks.push(l);
         }
     }
     let mut scans = Vec::new();
@@ -255,6 +259,10 @@ fn verify_after(path: &Path, len: u64) -> OpResult {
             scan.problem
         )));
     }
-    println!("{}: repaired, {} commands load", path.display(), scan.commands);
+    println!(
+        "{}: repaired, {} commands load",
+        path.display(),
+        scan.commands
+    );
     Ok(())
 }

@@ -99,7 +99,8 @@ fn install_in_dir(dir: &Path, dbfilename: &str, raw: &[u8]) -> OpResult {
     let target = dir.join(dbfilename);
     if target.exists() {
         let keep = dir.join(format!("{dbfilename}.bak-{}", now_ms() / 1000));
-        std::fs::copy(&target, &keep).map_err(|e| super::io_failure("cannot back up", &target, e))?;
+        std::fs::copy(&target, &keep)
+            .map_err(|e| super::io_failure("cannot back up", &target, e))?;
         println!("previous {} kept as {}", dbfilename, keep.display());
     }
     files::write_atomic(&target, |w| std::io::Write::write_all(w, raw))?;
@@ -107,7 +108,11 @@ fn install_in_dir(dir: &Path, dbfilename: &str, raw: &[u8]) -> OpResult {
     let back = files::read(&target)?;
     rdb::parse_with(&back, files::MAX_DBS, &mut |_, _| {})
         .map_err(|e| Failure::Corrupt(format!("{} after install: {e}", target.display())))?;
-    println!("{}: installed and verified ({} bytes)", target.display(), back.len());
+    println!(
+        "{}: installed and verified ({} bytes)",
+        target.display(),
+        back.len()
+    );
     if let Some(adir) = files::find_aof_dir(dir) {
         println!(
             "note: {} exists; a server started with appendonly yes loads it instead of {dbfilename}",
@@ -201,9 +206,8 @@ fn restore_to_server(a: &Args, host: &str, raw: &[u8], total: u64) -> OpResult {
 fn rebuild_at(path: &Path, t: u64, quiet: bool) -> Result<Vec<u8>, Failure> {
     let dir = match files::detect(path)? {
         Kind::AofDir => path.to_path_buf(),
-        Kind::DataDir => files::find_aof_dir(path).ok_or_else(|| {
-            Failure::Usage(format!("{}: no appendonlydir found", path.display()))
-        })?,
+        Kind::DataDir => files::find_aof_dir(path)
+            .ok_or_else(|| Failure::Usage(format!("{}: no appendonlydir found", path.display())))?,
         Kind::Manifest => files::parent_of(path).to_path_buf(),
         _ => {
             return Err(Failure::Usage(

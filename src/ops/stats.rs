@@ -128,7 +128,11 @@ impl KeyStats {
         let mut s = self.summary();
         let _ = writeln!(s, "by type (keys, elements, estimated memory):");
         for (ty, (k, e, b)) in &self.by_type {
-            let _ = writeln!(s, "  {ty:<7} {k:>10} keys {e:>12} elements {:>12}", human(*b));
+            let _ = writeln!(
+                s,
+                "  {ty:<7} {k:>10} keys {e:>12} elements {:>12}",
+                human(*b)
+            );
         }
         let _ = writeln!(s, "TTL distribution:");
         for (i, (_, label)) in TTL_BOUNDS.iter().enumerate() {

@@ -29,6 +29,9 @@ pub struct LoadReport {
     pub timestamps: Vec<(u64, u64)>,
 }
 
+/// Validates an RDB preamble: its length, or (offset, reason).
+pub type PreambleSink<'a> = &'a mut dyn FnMut(&[u8]) -> Result<usize, (usize, String)>;
+
 /// What [`scan_file`] found in one AOF file.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FileScan {
@@ -59,11 +62,7 @@ pub struct ScanProblem {
 /// Scans one AOF file with the loader's own parser, without changing it:
 /// `on_rdb` validates an RDB preamble and returns its length; `on_command`
 /// sees every command that would load. For `cairn check` and `cairn repair`.
-pub fn scan_file(
-    bytes: &[u8],
-    on_rdb: &mut dyn FnMut(&[u8]) -> Result<usize, (usize, String)>,
-    on_command: CommandSink,
-) -> FileScan {
+pub fn scan_file(bytes: &[u8], on_rdb: PreambleSink, on_command: CommandSink) -> FileScan {
     let mut scan = FileScan::default();
     let mut start = 0;
     if bytes.starts_with(b"REDIS") {
