@@ -360,22 +360,30 @@ fn check_data_dir(dir: &Path, stats: &mut KeyStats, quiet: bool) -> OpResult {
                 .is_some_and(|n| n.to_string_lossy().starts_with("temp-"))
         })
         .collect();
+    let aof_dir = files::find_aof_dir(dir);
+    let dbfilename = dir.join("dump.rdb");
     for p in rdbs {
         found = true;
         let bytes = files::read(&p)?;
-        let mut s = KeyStats::new(0);
+        let mut s = KeyStats::new(stats.top_n);
         match check_snapshot(&p, &bytes, &mut s, quiet) {
-            Ok(_) => say(
-                quiet,
-                format!("  {}", s.summary().replace('\n', "\n  ").trim_end()),
-            ),
+            Ok(_) => {
+                say(
+                    quiet,
+                    format!("  {}", s.summary().replace('\n', "\n  ").trim_end()),
+                );
+                // The data set is the AOF when there is one, else dump.rdb.
+                if aof_dir.is_none() && p == dbfilename {
+                    *stats = s;
+                }
+            }
             Err(e) => {
                 println!("{}", e_msg(&e));
                 first_err.get_or_insert(e);
             }
         }
     }
-    if let Some(adir) = files::find_aof_dir(dir) {
+    if let Some(adir) = aof_dir {
         found = true;
         if let Err(e) = check_aof_dir(&adir, stats, quiet) {
             println!("{}", e_msg(&e));
