@@ -82,10 +82,25 @@ fn write_snapshot_file(
         p.fs.create(tmp)
             .map_err(|e| io_err("creating the temporary snapshot file", e))?,
     );
-    let generation = srv
-        .ks
-        .begin_snapshot(format.sink(), at_instant)
-        .ok_or("ERR Background save already in progress")?;
+    // One snapshot walks the keyspace at a time. BGSAVE and rewrite exclude
+    // each other by their own flags, so a busy keyspace here means a SYNC
+    // snapshot: wait for it rather than fail (a failed BGSAVE means MISCONF).
+    let mut at_instant = Some(at_instant);
+    let deadline = Instant::now() + std::time::Duration::from_secs(3600);
+    let generation = loop {
+        let started = srv.ks.begin_snapshot(format.sink(), || {
+            if let Some(f) = at_instant.take() {
+                f()
+            }
+        });
+        match started {
+            Some(g) => break g,
+            None if Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            None => return Err("ERR Background save already in progress".into()),
+        }
+    };
     let mut peak = 0usize;
     let mut aborted = false;
     loop {
@@ -130,19 +145,10 @@ pub fn snapshot_to_file(srv: &Server, path: &std::path::Path, rdb: bool) -> Resu
     } else {
         SnapshotFormat::Resp(Arc::new(RespBaseSink::default()))
     };
-    let deadline = Instant::now() + std::time::Duration::from_secs(3600);
-    loop {
-        match write_snapshot_file(srv, path, &format, || {}) {
-            Ok(w) if w.aborted => {
-                // FLUSHALL during the walk: the snapshot is of an empty set.
-                return Err("the data set was flushed during the snapshot".into());
-            }
-            Ok(w) => return Ok(w.bytes),
-            Err(e) if e.contains("already in progress") && Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err(e) => return Err(e),
-        }
+    match write_snapshot_file(srv, path, &format, || {})? {
+        // FLUSHALL during the walk aborts it: the snapshot is of no instant.
+        w if w.aborted => Err("the data set was flushed during the snapshot".into()),
+        w => Ok(w.bytes),
     }
 }
 
