@@ -70,11 +70,13 @@ struct Written {
 }
 
 /// Takes a point-in-time snapshot (T = when every shard is held inside
-/// `begin_snapshot`, where `at_instant` runs) and writes it to `tmp`, fsynced.
+/// `begin_snapshot`, where `at_instant` runs) and writes it to `tmp`, fsynced
+/// when `durable` (a file streamed to a replica and removed needs no fsync).
 fn write_snapshot_file(
     srv: &Server,
     tmp: &std::path::Path,
     format: &SnapshotFormat,
+    durable: bool,
     at_instant: impl FnOnce(),
 ) -> Result<Written, String> {
     let p = &srv.persistence;
@@ -122,7 +124,7 @@ fn write_snapshot_file(
     }
     format
         .finish(&file)
-        .and_then(|_| file.sync_data())
+        .and_then(|_| if durable { file.sync_data() } else { Ok(()) })
         .map_err(|e| io_err("writing the snapshot", e))?;
     let bytes = file.size().unwrap_or(0);
     Ok(Written {
@@ -133,7 +135,7 @@ fn write_snapshot_file(
 }
 
 /// A point-in-time snapshot of the keyspace written to `path` (RDB, or RESP
-/// commands when `rdb` is false), fsynced; returns its size. For SYNC/PSYNC
+/// commands when `rdb` is false), not fsynced; returns its size. For SYNC/PSYNC
 /// and the offline tools. Waits while another snapshot (BGSAVE, rewrite)
 /// is walking the keyspace, as only one runs at a time.
 pub fn snapshot_to_file(srv: &Server, path: &std::path::Path, rdb: bool) -> Result<u64, String> {
@@ -145,7 +147,7 @@ pub fn snapshot_to_file(srv: &Server, path: &std::path::Path, rdb: bool) -> Resu
     } else {
         SnapshotFormat::Resp(Arc::new(RespBaseSink::default()))
     };
-    match write_snapshot_file(srv, path, &format, || {})? {
+    match write_snapshot_file(srv, path, &format, false, || {})? {
         // FLUSHALL during the walk aborts it: the snapshot is of no instant.
         w if w.aborted => Err("the data set was flushed during the snapshot".into()),
         w => Ok(w.bytes),
@@ -608,7 +610,7 @@ fn rewrite(srv: &Arc<Server>) -> Result<(), String> {
     };
     let mut switch_error = None;
     let mut incr = Some(incr);
-    let written = write_snapshot_file(srv, &tmp, &format, || {
+    let written = write_snapshot_file(srv, &tmp, &format, true, || {
         let file = incr.take().expect("switch once");
         let old = p.aof.read().clone();
         match old {
@@ -749,7 +751,7 @@ fn bgsave(srv: &Arc<Server>) -> Result<(), String> {
         rdb_save_options(srv, false),
     )));
     let mut dirty_at_t = 0;
-    let written = write_snapshot_file(srv, &tmp, &format, || {
+    let written = write_snapshot_file(srv, &tmp, &format, true, || {
         dirty_at_t = srv.dirty.load(Ordering::Acquire);
     });
     let written = match written {
