@@ -654,3 +654,39 @@ fn check_of_redis_aof_dir_and_usage_errors() {
         2
     );
 }
+
+#[test]
+fn psync_replies_fullresync_then_the_rdb_payload() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let cairn = Server::cairn(&[]);
+    populate(&cairn);
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", cairn.port)).unwrap();
+    sock.write_all(b"REPLCONF capa eof capa psync2\r\nPSYNC ? -1\r\n")
+        .unwrap();
+    let mut r = BufReader::new(sock);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "+OK\r\n");
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    let parts: Vec<&str> = line.trim_end().split(' ').collect();
+    assert_eq!(parts[0], "+FULLRESYNC", "{line}");
+    assert_eq!(parts[1].len(), 40);
+    let header = loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        if line != "\n" {
+            break line.clone();
+        }
+    };
+    let len: usize = header.trim_end()[1..].parse().unwrap();
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload).unwrap();
+    assert!(payload.starts_with(b"REDIS0010"));
+    let work = tmpdir();
+    let f = work.path().join("psync.rdb");
+    std::fs::write(&f, &payload).unwrap();
+    let (code, out) = ops(&["check", p(&f)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("keys: 206"), "{out}");
+}
