@@ -380,9 +380,11 @@ fn replconf(c: &mut Ctx, a: &Argv) {
     if a.len().is_multiple_of(2) {
         return c.error(SYNTAX);
     }
-    let sub = a.get(1).to_ascii_lowercase();
-    if sub == b"ack" || sub == b"getack" {
-        return;
+    if a.len() > 1 {
+        let sub = a.get(1).to_ascii_lowercase();
+        if sub == b"ack" || sub == b"getack" {
+            return;
+        }
     }
     c.out.ok();
 }
