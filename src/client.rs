@@ -177,6 +177,9 @@ pub struct Client {
     /// Log position the pending replies must wait for (appendfsync always).
     pub wait_lsn: Option<u64>,
     pub reply_mode: ReplyMode,
+    /// SYNC (false) or PSYNC (true) asked for a snapshot: the connection
+    /// streams it once the pending replies are written.
+    pub sync_requested: Option<bool>,
 }
 
 impl Client {
@@ -198,6 +201,7 @@ impl Client {
             is_local,
             wait_lsn: None,
             reply_mode: ReplyMode::On,
+            sync_requested: None,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod config;
 pub mod evict;
 pub mod glob;
+pub mod ops;
 pub mod pause;
 pub mod persistence;
 pub mod pubsub;

@@ -11,6 +11,8 @@ static ALLOC: cairn::alloc::Counting = cairn::alloc::Counting;
 const USAGE: &str = "Usage: cairn [/path/to/cairn.conf] [options] [-]
        cairn -v or --version
        cairn -h or --help
+       cairn check|repair|inspect|snapshot|restore|convert|backup ... (operations
+             toolbox: `cairn check --help`; see docs/operations.md)
 
 Options are Redis configuration parameters: --port 7777 --dir /data --appendonly yes
 Examples:
@@ -19,7 +21,14 @@ Examples:
        cairn --port 7777 --save \"\" --appendonly yes";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let all: Vec<String> = std::env::args().collect();
+    if all
+        .get(1)
+        .is_some_and(|a| cairn::ops::SUBCOMMANDS.contains(&a.as_str()))
+    {
+        return cairn::ops::run(all);
+    }
+    let args: Vec<String> = all.into_iter().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;

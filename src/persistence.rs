@@ -70,11 +70,13 @@ struct Written {
 }
 
 /// Takes a point-in-time snapshot (T = when every shard is held inside
-/// `begin_snapshot`, where `at_instant` runs) and writes it to `tmp`, fsynced.
+/// `begin_snapshot`, where `at_instant` runs) and writes it to `tmp`, fsynced
+/// when `durable` (a file streamed to a replica and removed needs no fsync).
 fn write_snapshot_file(
     srv: &Server,
     tmp: &std::path::Path,
     format: &SnapshotFormat,
+    durable: bool,
     at_instant: impl FnOnce(),
 ) -> Result<Written, String> {
     let p = &srv.persistence;
@@ -82,10 +84,25 @@ fn write_snapshot_file(
         p.fs.create(tmp)
             .map_err(|e| io_err("creating the temporary snapshot file", e))?,
     );
-    let generation = srv
-        .ks
-        .begin_snapshot(format.sink(), at_instant)
-        .ok_or("ERR Background save already in progress")?;
+    // One snapshot walks the keyspace at a time. BGSAVE and rewrite exclude
+    // each other by their own flags, so a busy keyspace here means a SYNC
+    // snapshot: wait for it rather than fail (a failed BGSAVE means MISCONF).
+    let mut at_instant = Some(at_instant);
+    let deadline = Instant::now() + std::time::Duration::from_secs(3600);
+    let generation = loop {
+        let started = srv.ks.begin_snapshot(format.sink(), || {
+            if let Some(f) = at_instant.take() {
+                f()
+            }
+        });
+        match started {
+            Some(g) => break g,
+            None if Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            None => return Err("ERR Background save already in progress".into()),
+        }
+    };
     let mut peak = 0usize;
     let mut aborted = false;
     loop {
@@ -107,7 +124,7 @@ fn write_snapshot_file(
     }
     format
         .finish(&file)
-        .and_then(|_| file.sync_data())
+        .and_then(|_| if durable { file.sync_data() } else { Ok(()) })
         .map_err(|e| io_err("writing the snapshot", e))?;
     let bytes = file.size().unwrap_or(0);
     Ok(Written {
@@ -115,6 +132,26 @@ fn write_snapshot_file(
         peak_pending: peak,
         aborted,
     })
+}
+
+/// A point-in-time snapshot of the keyspace written to `path` (RDB, or RESP
+/// commands when `rdb` is false), not fsynced; returns its size. For SYNC/PSYNC
+/// and the offline tools. Waits while another snapshot (BGSAVE, rewrite)
+/// is walking the keyspace, as only one runs at a time.
+pub fn snapshot_to_file(srv: &Server, path: &std::path::Path, rdb: bool) -> Result<u64, String> {
+    let format = if rdb {
+        SnapshotFormat::Rdb(Arc::new(RdbSink::new(
+            cairn_storage::keyspace::now_ms(),
+            rdb_save_options(srv, false),
+        )))
+    } else {
+        SnapshotFormat::Resp(Arc::new(RespBaseSink::default()))
+    };
+    match write_snapshot_file(srv, path, &format, false, || {})? {
+        // FLUSHALL during the walk aborts it: the snapshot is of no instant.
+        w if w.aborted => Err("the data set was flushed during the snapshot".into()),
+        w => Ok(w.bytes),
+    }
 }
 
 pub(crate) fn rdb_save_options(srv: &Server, aof_base: bool) -> SaveOptions {
@@ -133,6 +170,8 @@ pub struct Persistence {
     aof: RwLock<Option<Arc<AofLog>>>,
     /// Fast check for the hot path: is an AOF log open?
     aof_on: AtomicBool,
+    /// aof-timestamp-enabled.
+    timestamps: AtomicBool,
     /// A rewrite is replacing a failed log: writes stay refused and nothing is
     /// reported durable until the new base is listed in the manifest.
     recovering: Arc<AtomicBool>,
@@ -199,6 +238,7 @@ impl Persistence {
             dir_lock: Mutex::new(None),
             aof: RwLock::new(None),
             aof_on: AtomicBool::new(false),
+            timestamps: AtomicBool::new(false),
             recovering: Arc::new(AtomicBool::new(false)),
             durable_tx,
             manifest: Mutex::new(None),
@@ -286,6 +326,14 @@ impl Persistence {
         }
     }
 
+    /// aof-timestamp-enabled, for the open log and the ones started later.
+    pub fn set_timestamps(&self, on: bool) {
+        self.timestamps.store(on, Ordering::Relaxed);
+        if let Some(l) = self.log() {
+            l.set_timestamps(on);
+        }
+    }
+
     pub fn set_policy(&self, policy: FsyncPolicy) {
         if let Some(l) = self.log() {
             l.set_policy(policy);
@@ -336,6 +384,7 @@ impl Persistence {
             .map_err(|e| io_err("writing the AOF manifest", e))?;
         let log = AofLog::start(file, HEADER.len() as u64, 0, policy, self.notify_fn())
             .map_err(|e| io_err("starting the AOF writer", e))?;
+        log.set_timestamps(self.timestamps.load(Ordering::Relaxed));
         *self.manifest.lock() = Some(manifest);
         *self.aof.write() = Some(log);
         self.set_policy(policy);
@@ -363,6 +412,17 @@ impl Persistence {
     }
 }
 
+/// Loads the RDB at the start of an AOF file into `srv`'s keyspace; returns
+/// how many bytes it occupied (commands may follow).
+pub fn load_rdb_preamble(srv: &Server, rdb: &[u8]) -> Result<usize, String> {
+    let snap = cairn_storage::rdb::parse(rdb, srv.ks.db_count()).map_err(|e| e.to_string())?;
+    let mut ks = srv.ks.lock_all(cairn_storage::keyspace::now_ms());
+    ks.no_expire = true;
+    let len = snap.len;
+    cairn_storage::rdb::install(snap, &mut ks);
+    Ok(len)
+}
+
 /// Replays the AOF into the keyspace at startup, then starts logging.
 /// Creates an empty base and manifest when there is no AOF yet.
 pub fn startup(srv: &Arc<Server>) -> Result<(), String> {
@@ -388,15 +448,7 @@ pub fn startup(srv: &Arc<Server>) -> Result<(), String> {
         &paths.dirname,
         &paths.filename,
         load_truncated,
-        &mut |rdb: &[u8]| {
-            let snap =
-                cairn_storage::rdb::parse(rdb, srv.ks.db_count()).map_err(|e| e.to_string())?;
-            let mut ks = srv.ks.lock_all(cairn_storage::keyspace::now_ms());
-            ks.no_expire = true;
-            let len = snap.len;
-            cairn_storage::rdb::install(snap, &mut ks);
-            Ok(len)
-        },
+        &mut |rdb: &[u8]| load_rdb_preamble(srv, rdb),
         &mut |args: &[&[u8]]| replay.apply(args),
     )
     .map_err(|e| e.to_string())?;
@@ -541,7 +593,7 @@ fn rewrite(srv: &Arc<Server>) -> Result<(), String> {
     };
     let mut switch_error = None;
     let mut incr = Some(incr);
-    let written = write_snapshot_file(srv, &tmp, &format, || {
+    let written = write_snapshot_file(srv, &tmp, &format, true, || {
         let file = incr.take().expect("switch once");
         let old = p.aof.read().clone();
         match old {
@@ -680,7 +732,7 @@ fn bgsave(srv: &Arc<Server>) -> Result<(), String> {
         rdb_save_options(srv, false),
     )));
     let mut dirty_at_t = 0;
-    let written = write_snapshot_file(srv, &tmp, &format, || {
+    let written = write_snapshot_file(srv, &tmp, &format, true, || {
         dirty_at_t = srv.dirty.load(Ordering::Acquire);
     });
     let written = match written {

@@ -218,6 +218,8 @@ impl Server {
             .store(c.get_i64("slowlog-max-len") as usize, Ordering::Relaxed);
         self.has_password
             .store(!c.get("requirepass").is_empty(), Ordering::Relaxed);
+        self.persistence
+            .set_timestamps(c.get_bool("aof-timestamp-enabled"));
         let cobl = c.get("client-output-buffer-limit").to_string();
         let words: Vec<&str> = cobl.split_whitespace().collect();
         for w in words.chunks(4) {
@@ -753,10 +755,68 @@ impl Connection<'_> {
                 self.flush(client).await?;
             }
             self.flush(client).await?;
+            if let Some(psync) = client.sync_requested.take() {
+                self.serve_sync(psync).await?;
+            }
             if client.close_after_reply {
                 return Ok(());
             }
         }
+    }
+
+    /// SYNC/PSYNC: writes a fork-free point-in-time snapshot to a temp file
+    /// (the walk never holds a shard lock for long), then streams it as the
+    /// `$<len>` payload; newlines keep the replica's read alive meanwhile.
+    async fn serve_sync(&mut self, psync: bool) -> std::io::Result<()> {
+        let dir = std::path::PathBuf::from(self.srv.config.read().get("dir"));
+        let tmp = dir.join(format!(
+            "temp-sync-{}-{}.rdb",
+            std::process::id(),
+            self.srv.next_client_id.fetch_add(1, Ordering::Relaxed)
+        ));
+        let (srv, path) = (self.srv.clone(), tmp.clone());
+        let job = tokio::task::spawn_blocking(move || {
+            crate::persistence::snapshot_to_file(&srv, &path, true)
+        });
+        tokio::pin!(job);
+        if psync {
+            let line = format!("+FULLRESYNC {} 0\r\n", self.srv.run_id);
+            self.sock.write_all(line.as_bytes()).await?;
+        }
+        let made = loop {
+            tokio::select! {
+                r = &mut job => break r,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                    self.sock.write_all(b"\n").await?;
+                }
+            }
+        };
+        let result = async {
+            let len = match made {
+                Ok(Ok(len)) => len,
+                Ok(Err(e)) => {
+                    tracing::warn!("SYNC: snapshot failed: {e}");
+                    let msg = format!("-ERR snapshot failed: {e}\r\n");
+                    self.sock.write_all(msg.as_bytes()).await?;
+                    return Err(std::io::Error::other(e));
+                }
+                Err(e) => return Err(std::io::Error::other(e.to_string())),
+            };
+            let mut f = tokio::fs::File::open(&tmp).await?;
+            self.sock
+                .write_all(format!("${len}\r\n").as_bytes())
+                .await?;
+            let sent = tokio::io::copy(&mut f, &mut self.sock).await?;
+            self.srv
+                .stats
+                .net_output_bytes
+                .fetch_add(sent, Ordering::Relaxed);
+            tracing::info!("Synchronization with replica succeeded ({len} bytes)");
+            Ok(())
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&tmp).await;
+        result
     }
 
     /// Writes the pending replies, after the writes they acknowledge (or may

@@ -52,6 +52,30 @@ pub const COMMANDS: &[Command] = &[
         "generic",
         restore,
     ),
+    Command::new(
+        "sync",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        KeySpec::None,
+        "server",
+        sync,
+    ),
+    Command::new(
+        "psync",
+        -3,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        KeySpec::None,
+        "server",
+        psync,
+    ),
+    Command::new(
+        "replconf",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY,
+        KeySpec::None,
+        "server",
+        replconf,
+    ),
 ];
 
 /// Persistence bookkeeping kept on the server.
@@ -331,5 +355,137 @@ fn bgsave(c: &mut Ctx, a: &Argv) {
     match crate::persistence::start_bgsave(&c.srv.arc()) {
         Ok(()) => c.out.simple("Background saving started"),
         Err(e) => c.error(&e),
+    }
+}
+
+/// SYNC: the connection sends a point-in-time RDB once this command's turn
+/// comes (see `server::Connection::serve_sync`). Enough for `redis-cli
+/// --rdb` and `cairn snapshot`; Cairn streams no replication feed after it.
+fn sync(c: &mut Ctx, _a: &Argv) {
+    c.client.sync_requested = Some(false);
+}
+
+/// PSYNC <replid> <offset>: always a full resynchronization.
+fn psync(c: &mut Ctx, _a: &Argv) {
+    c.client.sync_requested = Some(true);
+}
+
+/// REPLCONF: options a replica announces are accepted; ACK/GETACK get no
+/// reply, as in Redis.
+fn replconf(c: &mut Ctx, a: &Argv) {
+    if a.len().is_multiple_of(2) {
+        return c.error(SYNTAX);
+    }
+    if a.len() > 1 {
+        let sub = a.get(1).to_ascii_lowercase();
+        if sub == b"ack" || sub == b"getack" {
+            return;
+        }
+    }
+    c.out.ok();
+}
+
+/// The digest of one key's value and TTL flag, Redis's scheme: SHA-1
+/// mixing in element order for strings and lists, XOR of per-element
+/// digests for sets, hashes and sorted sets (so insertion order and
+/// encoding do not matter).
+pub fn value_digest(v: &cairn_storage::value::Value, has_ttl: bool) -> [u8; 20] {
+    let mut d = [0u8; 20];
+    value_digest_into(&mut d, v, has_ttl);
+    d
+}
+
+/// Mixes a value (and its TTL flag) into `d`.
+fn value_digest_into(d: &mut [u8; 20], v: &cairn_storage::value::Value, has_ttl: bool) {
+    use cairn_storage::value::Value;
+    let ty: u32 = match v {
+        Value::Str(_) => 0,
+        Value::List(_) => 1,
+        Value::Set(_) => 2,
+        Value::ZSet(_) => 3,
+        Value::Hash(_) => 4,
+        Value::Stream(_) => 6,
+    };
+    mix_digest(d, &ty.to_be_bytes());
+    match v {
+        Value::Str(s) => mix_digest(d, s),
+        Value::List(l) => l.for_each(|e| mix_digest(d, e)),
+        Value::Set(s) => s.for_each(|e| xor_digest(d, e)),
+        Value::ZSet(z) => z.for_each(|m, score| {
+            let mut e = [0u8; 20];
+            mix_digest(&mut e, m);
+            mix_digest(&mut e, cairn_storage::value::format_g(score, 17).as_bytes());
+            xor_digest(d, &e);
+        }),
+        Value::Hash(h) => h.for_each(|f, val| {
+            let mut e = [0u8; 20];
+            mix_digest(&mut e, f);
+            mix_digest(&mut e, val);
+            xor_digest(d, &e);
+        }),
+        Value::Stream(_) => {}
+    }
+    if has_ttl {
+        xor_digest(d, b"!!expire!!");
+    }
+}
+
+/// d = SHA1(d ^ SHA1(data)): order-preserving.
+fn mix_digest(d: &mut [u8; 20], data: &[u8]) {
+    xor_digest(d, data);
+    *d = sha1_smol::Sha1::from(&d[..]).digest().bytes();
+}
+
+/// d ^= SHA1(data)
+fn xor_digest(d: &mut [u8; 20], data: &[u8]) {
+    let h = sha1_smol::Sha1::from(data).digest().bytes();
+    for (a, b) in d.iter_mut().zip(h) {
+        *a ^= b;
+    }
+}
+
+fn hex(d: &[u8; 20]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// DEBUG DIGEST: one digest of the whole data set, independent of the
+/// order keys were inserted in; 40 zeros when it is empty.
+pub fn debug_digest(c: &mut Ctx) {
+    let mut fin = [0u8; 20];
+    for db in 0..c.srv.ks.db_count() {
+        if c.ks.db_len(db) == 0 {
+            continue;
+        }
+        mix_digest(&mut fin, &(db as u32).to_be_bytes());
+        let now = c.ks.now_ms;
+        c.ks.for_each_key(db, |k, e| {
+            if e.expire_at_ms().is_some_and(|at| at <= now) {
+                return;
+            }
+            let d = key_digest(k.as_ref(), &e.value, e.expire_at_ms().is_some());
+            xor_digest(&mut fin, &d);
+        });
+    }
+    c.out.simple(&hex(&fin));
+}
+
+/// The digest of one key as DEBUG DIGEST mixes it: key, then the value.
+fn key_digest(key: &[u8], v: &cairn_storage::value::Value, has_ttl: bool) -> [u8; 20] {
+    let mut d = [0u8; 20];
+    mix_digest(&mut d, key);
+    value_digest_into(&mut d, v, has_ttl);
+    d
+}
+
+/// DEBUG DIGEST-VALUE key...: the digest of each value (zeros when missing).
+pub fn debug_digest_value(c: &mut Ctx, a: &Argv) {
+    c.out.array(a.len() - 2);
+    let db = c.db();
+    for i in 2..a.len() {
+        let d = match c.ks.lookup(db, a.get(i)) {
+            Some(e) => value_digest(&e.value, e.expire_at_ms().is_some()),
+            None => [0u8; 20],
+        };
+        c.out.simple(&hex(&d));
     }
 }

@@ -705,6 +705,8 @@ fn debug(c: &mut Ctx, a: &Argv) {
             c.out.ok()
         }
         b"reload" => super::persistence::debug_reload(c, a),
+        b"digest" if a.len() == 2 => super::persistence::debug_digest(c),
+        b"digest-value" if a.len() >= 2 => super::persistence::debug_digest_value(c, a),
         b"object" if a.len() == 3 => {
             let db = c.db();
             match c.ks.lookup(db, a.get(2)) {
@@ -725,6 +727,9 @@ fn debug(c: &mut Ctx, a: &Argv) {
                 "SLEEP <seconds>",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "OBJECT <key>",
+                "DIGEST",
+                "DIGEST-VALUE <key> [<key> ...]",
+                "RELOAD [MERGE] [NOFLUSH] [NOSAVE]",
             ];
             c.out.array(lines.len());
             for l in lines {

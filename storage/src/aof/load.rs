@@ -25,6 +25,86 @@ pub struct LoadReport {
     pub truncated: Option<(String, u64, u64)>,
     /// A single-file appendonly.aof from before Redis 7 was loaded.
     pub legacy: bool,
+    /// `#TS:<unix seconds>` annotations seen: (offset of the line, seconds).
+    pub timestamps: Vec<(u64, u64)>,
+}
+
+/// Validates an RDB preamble: its length, or (offset, reason).
+pub type PreambleSink<'a> = &'a mut dyn FnMut(&[u8]) -> Result<usize, (usize, String)>;
+
+/// What [`scan_file`] found in one AOF file.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FileScan {
+    /// Commands that load (MULTI/EXEC excluded), in verified batches.
+    pub commands: u64,
+    /// Length of an RDB preamble (base file, or a Redis 4+ AOF).
+    pub rdb_len: Option<u64>,
+    /// The file carries Cairn's header and batch checksums.
+    pub checksummed: bool,
+    /// Bytes that load whole: the prefix `repair` keeps.
+    pub valid_len: u64,
+    pub problem: Option<ScanProblem>,
+    /// `#TS:` annotations: (offset of the line, unix seconds).
+    pub timestamps: Vec<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanProblem {
+    pub offset: u64,
+    /// None: the file just ends inside a record or an unverified batch.
+    pub reason: Option<String>,
+    /// No valid data follows the damage: a crash artefact, not corruption.
+    pub torn: bool,
+    /// Complete records in the dropped tail.
+    pub records_dropped: u64,
+}
+
+/// Scans one AOF file with the loader's own parser, without changing it:
+/// `on_rdb` validates an RDB preamble and returns its length; `on_command`
+/// sees every command that would load. For `cairn check` and `cairn repair`.
+pub fn scan_file(bytes: &[u8], on_rdb: PreambleSink, on_command: CommandSink) -> FileScan {
+    let mut scan = FileScan::default();
+    let mut start = 0;
+    if bytes.starts_with(b"REDIS") {
+        match on_rdb(bytes) {
+            Ok(len) => {
+                scan.rdb_len = Some(len as u64);
+                start = len;
+            }
+            Err((offset, reason)) => {
+                scan.problem = Some(ScanProblem {
+                    offset: offset as u64,
+                    reason: Some(reason),
+                    torn: false,
+                    records_dropped: 0,
+                });
+                return scan;
+            }
+        }
+    }
+    let rest = &bytes[start.min(bytes.len())..];
+    scan.checksummed = rest.starts_with(HEADER);
+    let mut report = LoadReport::default();
+    let outcome = parse_commands(rest, on_command, &mut report);
+    scan.commands = report.commands;
+    scan.timestamps = report
+        .timestamps
+        .iter()
+        .map(|&(at, ts)| (at + start as u64, ts))
+        .collect();
+    match outcome {
+        Ok(()) => scan.valid_len = bytes.len() as u64,
+        Err(stop) => {
+            scan.valid_len = (start + stop.valid_len) as u64;
+            scan.problem = Some(ScanProblem {
+                offset: (start + stop.offset) as u64,
+                reason: stop.reason,
+                torn: stop.torn,
+                records_dropped: stop.tail_dropped_records,
+            });
+        }
+    }
+    scan
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -345,6 +425,13 @@ fn parse_annotation(line: &[u8]) -> Option<(u32, usize)> {
     Some((u32::from_str_radix(crc, 16).ok()?, len.parse().ok()?))
 }
 
+/// The seconds of a `#TS:<unix seconds>` annotation line (CR optional).
+pub fn parse_timestamp(line: &[u8]) -> Option<u64> {
+    let rest = line.strip_prefix(super::TS_PREFIX)?;
+    let rest = rest.strip_suffix(b"\r").unwrap_or(rest);
+    std::str::from_utf8(rest).ok()?.parse().ok()
+}
+
 fn parse_commands(
     b: &[u8],
     on_command: CommandSink,
@@ -420,7 +507,11 @@ fn parse_commands(
                     }
                     batch_start = nl + 1;
                 }
-                // Other annotations (#TS: timestamps) are skipped, as Redis does.
+                // Other annotations (#TS: timestamps) are skipped, as Redis
+                // does; timestamps are noted for point-in-time tools.
+                if let Some(ts) = parse_timestamp(line) {
+                    report.timestamps.push((pos as u64, ts));
+                }
                 pos = nl + 1;
                 if !checksummed && !in_multi {
                     valid_len = pos;

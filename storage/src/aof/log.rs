@@ -62,6 +62,8 @@ struct Segment {
     data: Vec<u8>,
     /// Log position at the end of `data`.
     end_lsn: u64,
+    /// Unix seconds when the first record now in `data` was appended.
+    first_append_secs: u64,
 }
 
 struct State {
@@ -104,6 +106,8 @@ pub struct AofLog {
     /// Bytes written to the current incremental file (INFO aof_current_size).
     pub current_size: AtomicU64,
     pub delayed_fsync: AtomicU64,
+    /// aof-timestamp-enabled: batches open with a `#TS:` annotation.
+    timestamps: AtomicBool,
     flushed_cond: Condvar,
     flushed_mutex: Mutex<()>,
 }
@@ -124,6 +128,7 @@ impl AofLog {
                     file: Arc::from(file),
                     data: Vec::new(),
                     end_lsn: start_lsn,
+                    first_append_secs: 0,
                 }]),
                 cur_db: None,
                 shutdown: false,
@@ -139,6 +144,7 @@ impl AofLog {
             notify,
             current_size: AtomicU64::new(start_size),
             delayed_fsync: AtomicU64::new(0),
+            timestamps: AtomicBool::new(false),
             flushed_cond: Condvar::new(),
             flushed_mutex: Mutex::new(()),
         });
@@ -162,6 +168,9 @@ impl AofLog {
         // Only the first record after the flusher took the buffer wakes it:
         // a wake-up per record would cost a futex call per command.
         let wake = before == 0;
+        if wake && self.timestamps.load(Ordering::Relaxed) {
+            seg.first_append_secs = crate::keyspace::now_ms() / 1000;
+        }
         write(&mut RecordWriter {
             buf: &mut seg.data,
             cur_db,
@@ -189,6 +198,7 @@ impl AofLog {
             file: Arc::from(file),
             data: Vec::new(),
             end_lsn: lsn,
+            first_append_secs: 0,
         });
         st.cur_db = None;
         drop(st);
@@ -215,6 +225,14 @@ impl AofLog {
 
     pub fn error(&self) -> Option<String> {
         self.error.lock().clone()
+    }
+
+    /// aof-timestamp-enabled: when on, a batch whose first record was
+    /// appended in a new second opens with `#TS:<unix seconds>` (Redis's
+    /// annotation, inside the batch checksum), so point-in-time tools can cut
+    /// the log between batches.
+    pub fn set_timestamps(&self, on: bool) {
+        self.timestamps.store(on, Ordering::Relaxed);
     }
 
     pub fn policy(&self) -> FsyncPolicy {
@@ -351,8 +369,10 @@ impl AofLog {
         let mut last_sync = Instant::now();
         // Written to the file but not yet fsynced (everysec / no).
         let mut unsynced: Option<(Arc<dyn FsFile>, u64)> = None;
+        // (file, second) of the last #TS annotation written.
+        let mut last_ts: Option<(*const (), u64)> = None;
         loop {
-            let (file, data, end_lsn, closes_segment) = {
+            let (file, data, end_lsn, closes_segment, batch_secs) = {
                 let mut st = self.state.lock();
                 loop {
                     let pending = st.segments.len() > 1
@@ -385,7 +405,13 @@ impl AofLog {
                 let closes = st.segments.len() > 1;
                 let seg = st.segments.front_mut().expect("segment");
                 let data = std::mem::take(&mut seg.data);
-                (seg.file.clone(), data, seg.end_lsn, closes)
+                (
+                    seg.file.clone(),
+                    data,
+                    seg.end_lsn,
+                    closes,
+                    seg.first_append_secs,
+                )
             };
             if self.is_failed() {
                 // Poisoned: nothing more goes into this file.
@@ -396,6 +422,16 @@ impl AofLog {
             }
             if !data.is_empty() {
                 let mut out = data;
+                let file_id = Arc::as_ptr(&file) as *const ();
+                if self.timestamps.load(Ordering::Relaxed)
+                    && batch_secs != 0
+                    && last_ts != Some((file_id, batch_secs))
+                {
+                    let mut with_ts = format!("#TS:{batch_secs}\r\n").into_bytes();
+                    with_ts.extend_from_slice(&out);
+                    out = with_ts;
+                    last_ts = Some((file_id, batch_secs));
+                }
                 let annotation = crc_annotation(&out);
                 out.extend_from_slice(&annotation);
                 if let Err(e) = file.write_all(&out) {

@@ -16,7 +16,7 @@ pub mod log;
 pub mod manifest;
 pub mod rewrite;
 
-pub use load::{load_aof, AofLoadError, LoadReport};
+pub use load::{load_aof, scan_file, AofLoadError, FileScan, LoadReport, ScanProblem};
 pub use log::{AofLog, Durable, FsyncPolicy, RecordWriter};
 pub use manifest::{AofFileInfo, AofKind, Manifest};
 
@@ -24,6 +24,8 @@ pub use manifest::{AofFileInfo, AofKind, Manifest};
 pub const HEADER: &[u8] = b"#CAIRN-AOF 1\r\n";
 /// Prefix of a batch checksum annotation.
 pub const CRC_PREFIX: &[u8] = b"#CRC32:";
+/// Prefix of a timestamp annotation (`aof-timestamp-enabled`, Redis's format).
+pub const TS_PREFIX: &[u8] = b"#TS:";
 
 /// Creates incremental file `seq` in `dir` with its header, durable (file
 /// and directory entry). Callers list it in the manifest before writing a

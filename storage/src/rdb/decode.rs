@@ -362,7 +362,22 @@ pub(super) fn read_value(
 
 /// Parses a whole RDB file. `db_count` bounds SELECTDB.
 pub fn parse(buf: &[u8], db_count: usize) -> Result<Snapshot, RdbError> {
-    parse_inner(buf, db_count).map_err(|mut e| {
+    let mut keys = Vec::new();
+    let mut snap = parse_with(buf, db_count, &mut |_, k| keys.push(k))?;
+    snap.keys = keys;
+    Ok(snap)
+}
+
+/// Parses a whole RDB file, handing each key to `on_key` with the byte
+/// offset where its record starts instead of collecting them: tools that
+/// only count or re-encode keys stay in constant memory. The returned
+/// snapshot holds the version and aux fields, and no keys.
+pub fn parse_with(
+    buf: &[u8],
+    db_count: usize,
+    on_key: &mut dyn FnMut(usize, LoadedKey),
+) -> Result<Snapshot, RdbError> {
+    parse_inner(buf, db_count, on_key).map_err(|mut e| {
         // A structural error may be the visible effect of a flipped byte: say
         // whether the trailer agrees, so the log points at the real cause.
         if buf.len() >= 17 && e.reason.find("checksum").is_none() {
@@ -377,7 +392,11 @@ pub fn parse(buf: &[u8], db_count: usize) -> Result<Snapshot, RdbError> {
     })
 }
 
-fn parse_inner(buf: &[u8], db_count: usize) -> Result<Snapshot, RdbError> {
+fn parse_inner(
+    buf: &[u8],
+    db_count: usize,
+    on_key: &mut dyn FnMut(usize, LoadedKey),
+) -> Result<Snapshot, RdbError> {
     let mut r = Reader::new(buf);
     let magic = r.take(9).map_err(|e| RdbError {
         reason: "file too short for an RDB header".into(),
@@ -453,13 +472,16 @@ fn parse_inner(buf: &[u8], db_count: usize) -> Result<Snapshot, RdbError> {
             ty => {
                 let key = r.string()?.into_owned();
                 if let Some(value) = read_value(&mut r, ty, at)? {
-                    snap.keys.push(LoadedKey {
-                        db,
-                        key,
-                        value,
-                        expire_at_ms: expire,
-                        idle_secs: idle,
-                    });
+                    on_key(
+                        at,
+                        LoadedKey {
+                            db,
+                            key,
+                            value,
+                            expire_at_ms: expire,
+                            idle_secs: idle,
+                        },
+                    );
                 }
                 expire = None;
                 idle = None;

@@ -22,7 +22,7 @@ use crate::fs::{FileWriter, Fs};
 use crate::keyspace::{lru_clock, Locked};
 use crate::value::Value;
 
-pub use decode::parse;
+pub use decode::{parse, parse_with};
 pub use encode::{dump_payload, write_snapshot, SaveOptions};
 pub use sink::RdbSink;
 
