@@ -40,6 +40,8 @@ pub struct ClientHandle {
     pub blocked: AtomicBool,
     pub no_evict: AtomicBool,
     pub bytes_in_query_buf: AtomicU64,
+    /// The ACL user the client is authenticated as (CLIENT LIST user=).
+    pub user: Mutex<String>,
 }
 
 impl ClientHandle {
@@ -72,6 +74,7 @@ impl ClientHandle {
             blocked: AtomicBool::new(false),
             no_evict: AtomicBool::new(false),
             bytes_in_query_buf: AtomicU64::new(0),
+            user: Mutex::new("default".into()),
         }
     }
 
@@ -177,6 +180,9 @@ pub struct Client {
     /// Log position the pending replies must wait for (appendfsync always).
     pub wait_lsn: Option<u64>,
     pub reply_mode: ReplyMode,
+    /// The ACL user whose rules apply; None for internal clients (AOF
+    /// replay), which may run anything.
+    pub acl_user: Option<Arc<crate::acl::UserCell>>,
 }
 
 impl Client {
@@ -198,6 +204,7 @@ impl Client {
             is_local,
             wait_lsn: None,
             reply_mode: ReplyMode::On,
+            acl_user: None,
         }
     }
 

@@ -57,6 +57,10 @@ fn main() -> ExitCode {
     };
     rt.block_on(async move {
         let srv = server::Server::new(config);
+        if let Err(e) = cairn::acl::load_at_startup(&srv) {
+            tracing::error!("Aborting Cairn startup because of ACL errors: {e}");
+            return ExitCode::from(1);
+        }
         if let Err(e) = cairn::persistence::startup(&srv) {
             tracing::error!("{e}");
             return ExitCode::from(1);

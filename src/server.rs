@@ -64,13 +64,13 @@ pub struct Server {
     notify_flags: AtomicU64,
     slowlog_threshold_us: AtomicU64,
     slowlog_max_len: AtomicUsize,
-    has_password: AtomicBool,
     pub active_expire_enabled: AtomicBool,
     pub persistence: crate::persistence::Persistence,
     /// For code that only has `&Server` but must start background work.
     weak_self: std::sync::OnceLock<std::sync::Weak<Server>>,
     /// RDB bookkeeping (LASTSAVE).
     pub rdb: cmd::persistence::State,
+    pub acl: crate::acl::Acl,
 }
 
 /// notify-keyspace-events letters, one bit each (by position here).
@@ -153,11 +153,11 @@ impl Server {
             notify_flags: AtomicU64::new(0),
             slowlog_threshold_us: AtomicU64::new(0),
             slowlog_max_len: AtomicUsize::new(0),
-            has_password: AtomicBool::new(false),
             active_expire_enabled: AtomicBool::new(true),
             persistence: crate::persistence::Persistence::default(),
             weak_self: std::sync::OnceLock::new(),
             rdb: Default::default(),
+            acl: Default::default(),
         });
         let _ = srv.weak_self.set(Arc::downgrade(&srv));
         srv.apply_config();
@@ -215,8 +215,7 @@ impl Server {
         );
         self.slowlog_max_len
             .store(c.get_i64("slowlog-max-len") as usize, Ordering::Relaxed);
-        self.has_password
-            .store(!c.get("requirepass").is_empty(), Ordering::Relaxed);
+        self.acl.apply_requirepass(c.get("requirepass"));
         let cobl = c.get("client-output-buffer-limit").to_string();
         let words: Vec<&str> = cobl.split_whitespace().collect();
         for w in words.chunks(4) {
@@ -238,7 +237,7 @@ impl Server {
     }
 
     pub fn requires_password(&self) -> bool {
-        self.has_password.load(Ordering::Relaxed)
+        self.acl.auth_required()
     }
 
     pub fn add_dirty(&self, n: u64) {
@@ -594,6 +593,7 @@ async fn handle_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr) 
         return;
     }
     let mut client = Client::new(handle.clone(), !srv.requires_password(), is_loopback(&peer));
+    client.acl_user = Some(srv.acl.default_user());
     let mut conn = Connection {
         srv: &srv,
         sock,
