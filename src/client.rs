@@ -42,6 +42,8 @@ pub struct ClientHandle {
     pub bytes_in_query_buf: AtomicU64,
     /// The ACL user the client is authenticated as (CLIENT LIST user=).
     pub user: Mutex<String>,
+    /// When pending pub/sub output first went over the soft limit (0: not over).
+    pub obuf_soft_since_ms: AtomicU64,
 }
 
 impl ClientHandle {
@@ -75,6 +77,7 @@ impl ClientHandle {
             no_evict: AtomicBool::new(false),
             bytes_in_query_buf: AtomicU64::new(0),
             user: Mutex::new("default".into()),
+            obuf_soft_since_ms: AtomicU64::new(0),
         }
     }
 

@@ -60,6 +60,9 @@ pub struct Server {
     max_bulk_len: AtomicU64,
     query_buf_limit: AtomicU64,
     maxclients: AtomicUsize,
+    /// client-output-buffer-limit for normal clients: hard bytes, soft
+    /// bytes, soft seconds (0 = no limit).
+    normal_obuf_limits: [AtomicU64; 3],
     timeout_secs: AtomicU64,
     notify_flags: AtomicU64,
     slowlog_threshold_us: AtomicU64,
@@ -149,6 +152,7 @@ impl Server {
             max_bulk_len: AtomicU64::new(0),
             query_buf_limit: AtomicU64::new(0),
             maxclients: AtomicUsize::new(0),
+            normal_obuf_limits: Default::default(),
             timeout_secs: AtomicU64::new(0),
             notify_flags: AtomicU64::new(0),
             slowlog_threshold_us: AtomicU64::new(0),
@@ -219,10 +223,14 @@ impl Server {
         let cobl = c.get("client-output-buffer-limit").to_string();
         let words: Vec<&str> = cobl.split_whitespace().collect();
         for w in words.chunks(4) {
-            if w[0] == "pubsub" {
-                self.pubsub
-                    .hard_limit
-                    .store(w[1].parse().unwrap_or(0), Ordering::Relaxed);
+            let limits: [u64; 3] = std::array::from_fn(|i| w[i + 1].parse().unwrap_or(0));
+            let target = match w[0] {
+                "pubsub" => &self.pubsub.limits,
+                "normal" => &self.normal_obuf_limits,
+                _ => continue,
+            };
+            for (t, v) in target.iter().zip(limits) {
+                t.store(v, Ordering::Relaxed);
             }
         }
     }
@@ -565,6 +573,16 @@ fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
 }
 
+/// Redis's refusal of outside connections while no password protects the
+/// default user.
+const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Protected mode: with `protected-mode yes` and a default user without a
+/// password, only loopback peers may connect.
+pub fn protected_mode_refuses(protected: bool, default_nopass: bool, peer: &SocketAddr) -> bool {
+    protected && default_nopass && !is_loopback(peer)
+}
+
 async fn handle_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr) {
     let _ = sock.set_nodelay(true);
     let laddr = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -590,6 +608,15 @@ async fn handle_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr) 
         let _ = sock
             .write_all(b"-ERR max number of clients reached\r\n")
             .await;
+        return;
+    }
+    let protected = srv.config.read().get_bool("protected-mode");
+    if protected_mode_refuses(protected, srv.acl.default_nopass(), &peer) {
+        srv.clients.lock().remove(&id);
+        srv.stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = sock.write_all(PROTECTED_MODE_DENIED).await;
         return;
     }
     let mut client = Client::new(handle.clone(), !srv.requires_password(), is_loopback(&peer));
@@ -771,7 +798,27 @@ impl Connection<'_> {
             }
         }
         if !self.out.buf.is_empty() {
-            self.sock.write_all(&self.out.buf).await?;
+            // A peer that stops reading parks only this connection; it can
+            // still be killed (CLIENT KILL, output limits, timeout), and a
+            // soft output limit bounds how long it may sit over the limit.
+            let soft = self.srv.normal_obuf_limits[1].load(Ordering::Relaxed) as usize;
+            let soft_secs = self.srv.normal_obuf_limits[2].load(Ordering::Relaxed);
+            let over_soft_for =
+                (soft > 0 && self.out.buf.len() > soft).then(|| Duration::from_secs(soft_secs));
+            let handle = client.handle.clone();
+            let killed = handle.kill_notify.notified();
+            let give_up = async {
+                match over_soft_for {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                r = self.sock.write_all(&self.out.buf) => r?,
+                _ = killed => return Err(std::io::Error::other("client killed")),
+                _ = give_up => return Err(std::io::Error::other("output buffer over soft limit")),
+            }
             self.srv
                 .stats
                 .net_output_bytes
@@ -846,6 +893,17 @@ impl Connection<'_> {
                 }
             }
             if self.out.buf.len() > OUTPUT_FLUSH_BYTES {
+                let hard = self.srv.normal_obuf_limits[0].load(Ordering::Relaxed) as usize;
+                if hard > 0 && self.out.buf.len() > hard {
+                    // Past client-output-buffer-limit: drop the client, as Redis does.
+                    tracing::warn!(
+                        "closing client {}: output buffer over client-output-buffer-limit",
+                        client.handle.addr
+                    );
+                    self.out.buf.clear();
+                    client.close_after_reply = true;
+                    break;
+                }
                 more = true;
                 break;
             }
@@ -896,5 +954,27 @@ impl Connection<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_mode_refuses_only_outside_peers_without_password() {
+        let outside: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        let outside6: SocketAddr = "[2001:db8::1]:5000".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let local6: SocketAddr = "[::1]:5000".parse().unwrap();
+        assert!(protected_mode_refuses(true, true, &outside));
+        assert!(protected_mode_refuses(true, true, &outside6));
+        assert!(!protected_mode_refuses(true, true, &local));
+        assert!(!protected_mode_refuses(true, true, &local6));
+        // A password for the default user, or protected-mode no, lets them in.
+        assert!(!protected_mode_refuses(true, false, &outside));
+        assert!(!protected_mode_refuses(false, true, &outside));
+        assert!(PROTECTED_MODE_DENIED.starts_with(b"-DENIED "));
+        assert!(PROTECTED_MODE_DENIED.ends_with(b"outside.\r\n"));
     }
 }
