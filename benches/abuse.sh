@@ -61,21 +61,23 @@ run() { # name cmd...
   local pid=$!; PIDS+=("$pid")
   for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
   local base
+  redis-benchmark -p "$port" -t ping_mbulk -c 1 -n 3000 --csv >/dev/null 2>&1  # warm-up
   base=$(redis-benchmark -p "$port" -t ping_mbulk -c 1 -n 3000 --csv 2>/dev/null | tail -1 | cut -d, -f7 | tr -d '"')
   local rss0; rss0=$(rss_kb "$pid")
   python3 "$TMP/attack.py" "$port" "$IDLE" 25 &
   local apid=$!; PIDS+=("$apid")
-  sleep 12
+  sleep 8
   local p99
   p99=$(redis-benchmark -p "$port" -t ping_mbulk -c 1 -n 3000 --csv 2>/dev/null | tail -1 | cut -d, -f7 | tr -d '"')
   local rss1; rss1=$(rss_kb "$pid")
+  local nclients; nclients=$(redis-cli -p "$port" info clients | awk -F: '/^connected_clients/ {print $2}' | tr -d '\r')
   wait "$apid" || true
   kill "$pid"; wait "$pid" 2>/dev/null || true
-  printf '| %s | %s | %s | %s | %s |\n' "$name" "$base" "$p99" "$((rss0 / 1024))" "$((rss1 / 1024))"
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$nclients" "$base" "$p99" "$((rss0 / 1024))" "$((rss1 / 1024))"
 }
 
 echo "idle connections: $IDLE; p99 PING (ms, redis-benchmark -c 1) before and during the attack; RSS (MB) before and during"
-echo "| server | p99 idle | p99 under attack | RSS before | RSS under attack |"
-echo "|---|---|---|---|---|"
+echo "| server | clients during attack | p99 idle | p99 under attack | RSS before | RSS under attack |"
+echo "|---|---|---|---|---|---|"
 run cairn "$CAIRN"
 run redis-server redis-server --protected-mode no

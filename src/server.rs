@@ -426,9 +426,13 @@ fn quote_arg(out: &mut Vec<u8>, a: &[u8]) {
 
 /// Binds the configured address. Returns the listener and its actual port.
 pub async fn bind(srv: &Arc<Server>) -> std::io::Result<TcpListener> {
-    let (bind, port) = {
+    let (bind, port, backlog) = {
         let c = srv.config.read();
-        (c.get("bind").to_string(), c.get_i64("port") as u16)
+        (
+            c.get("bind").to_string(),
+            c.get_i64("port") as u16,
+            c.get_i64("tcp-backlog") as u32,
+        )
     };
     let host = bind.split_whitespace().next().unwrap_or("127.0.0.1");
     let host = host.trim_start_matches('-');
@@ -437,7 +441,21 @@ pub async fn bind(srv: &Arc<Server>) -> std::io::Result<TcpListener> {
     } else {
         format!("{host}:{port}")
     };
-    let listener = TcpListener::bind(&addr).await?;
+    // tcp-backlog sizes the listen queue as in Redis: with the small
+    // default queue a burst of connects overflows it and clients wait for a
+    // SYN retransmission (1 s).
+    let sockaddr = tokio::net::lookup_host(&addr)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("cannot resolve {addr}")))?;
+    let socket = if sockaddr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(sockaddr)?;
+    let listener = socket.listen(backlog)?;
     let actual = listener.local_addr()?.port();
     srv.port.store(actual as u64, Ordering::Relaxed);
     Ok(listener)
