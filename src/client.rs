@@ -40,6 +40,10 @@ pub struct ClientHandle {
     pub blocked: AtomicBool,
     pub no_evict: AtomicBool,
     pub bytes_in_query_buf: AtomicU64,
+    /// The ACL user the client is authenticated as (CLIENT LIST user=).
+    pub user: Mutex<String>,
+    /// When pending pub/sub output first went over the soft limit (0: not over).
+    pub obuf_soft_since_ms: AtomicU64,
 }
 
 impl ClientHandle {
@@ -72,6 +76,8 @@ impl ClientHandle {
             blocked: AtomicBool::new(false),
             no_evict: AtomicBool::new(false),
             bytes_in_query_buf: AtomicU64::new(0),
+            user: Mutex::new("default".into()),
+            obuf_soft_since_ms: AtomicU64::new(0),
         }
     }
 
@@ -180,6 +186,9 @@ pub struct Client {
     /// SYNC (false) or PSYNC (true) asked for a snapshot: the connection
     /// streams it once the pending replies are written.
     pub sync_requested: Option<bool>,
+    /// The ACL user whose rules apply; None for internal clients (AOF
+    /// replay), which may run anything.
+    pub acl_user: Option<Arc<crate::acl::UserCell>>,
 }
 
 impl Client {
@@ -202,6 +211,7 @@ impl Client {
             wait_lsn: None,
             reply_mode: ReplyMode::On,
             sync_requested: None,
+            acl_user: None,
         }
     }
 

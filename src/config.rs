@@ -242,7 +242,7 @@ pub const PARAMS: &[Param] = &[
     p("replica-priority", U64, "100"),
     p("tracking-table-max-keys", U64, "1000000"),
     p("acllog-max-len", U64, "128"),
-    p("aclfile", Kind::Str, ""),
+    fixed("aclfile", Kind::Str, ""),
     p("cluster-enabled", Kind::Bool, "no"),
     p("crash-log-enabled", Kind::Bool, "yes"),
     p("crash-memcheck-enabled", Kind::Bool, "yes"),

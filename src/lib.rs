@@ -4,6 +4,8 @@
 //! the command table and one module per command family. Data, files and their
 //! ordering belong to the `cairn-storage` crate.
 
+pub mod acl;
+pub mod acl_categories;
 pub mod alloc;
 pub mod blocking;
 pub mod client;

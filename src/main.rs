@@ -52,6 +52,7 @@ fn main() -> ExitCode {
     if config.get_i64("maxmemory") > 0 {
         cairn::alloc::single_arena();
     }
+    raise_open_files_limit(config.get_i64("maxclients") as u64);
     let workers = std::env::var("CAIRN_WORKERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -73,6 +74,10 @@ fn main() -> ExitCode {
     rt.block_on(async move {
         let srv = server::Server::new(config);
         cairn::evict::mark_startup();
+        if let Err(e) = cairn::acl::load_at_startup(&srv) {
+            tracing::error!("Aborting Cairn startup because of ACL errors: {e}");
+            return ExitCode::from(1);
+        }
         if let Err(e) = cairn::persistence::startup(&srv) {
             tracing::error!("{e}");
             return ExitCode::from(1);
@@ -159,6 +164,31 @@ fn init_logging(config: &Config) {
                 eprintln!("Can't open the log file {logfile}: {e}; logging to stdout");
                 tracing_subscriber::fmt().init();
             }
+        }
+    }
+}
+
+/// Like Redis: make room for maxclients connections plus files of our own,
+/// as far as the hard limit allows.
+fn raise_open_files_limit(maxclients: u64) {
+    const RESERVED_FDS: u64 = 32;
+    let want = maxclients + RESERVED_FDS;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= want {
+            return;
+        }
+        let target = want.min(lim.rlim_max);
+        let old = lim.rlim_cur;
+        lim.rlim_cur = target;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 && target < want {
+            tracing::warn!(
+                "You requested maxclients of {maxclients} requiring at least {want} max file descriptors; the open files limit went from {old} to {target} (the hard limit)"
+            );
         }
     }
 }

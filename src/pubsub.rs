@@ -14,9 +14,9 @@ use crate::resp::Reply;
 pub struct PubSub {
     channels: Mutex<HashMap<Vec<u8>, Vec<Arc<ClientHandle>>>>,
     patterns: Mutex<Vec<(Vec<u8>, Arc<ClientHandle>)>>,
-    /// Hard output limit for subscribers in bytes (0 = none), from
-    /// client-output-buffer-limit pubsub.
-    pub hard_limit: AtomicU64,
+    /// client-output-buffer-limit pubsub: hard bytes, soft bytes, soft
+    /// seconds (0 = no limit).
+    pub limits: [AtomicU64; 3],
 }
 
 impl PubSub {
@@ -114,9 +114,27 @@ impl PubSub {
     fn deliver(&self, client: &ClientHandle, frame: Vec<u8>) {
         let len = frame.len();
         let pending = client.push_pending.fetch_add(len, Ordering::AcqRel) + len;
-        let limit = self.hard_limit.load(Ordering::Relaxed);
-        if limit > 0 && pending as u64 > limit {
-            // A subscriber that does not read must not grow memory without bound.
+        let [hard, soft, soft_secs] = [0, 1, 2].map(|i| self.limits[i].load(Ordering::Relaxed));
+        let pending = pending as u64;
+        // A subscriber that does not read must not grow memory without bound:
+        // past the hard limit at once, past the soft one after soft_secs.
+        let over_soft = soft > 0 && pending > soft;
+        let now = crate::stats::monotonic_ms();
+        let since = if over_soft {
+            match client.obuf_soft_since_ms.compare_exchange(
+                0,
+                now,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => now,
+                Err(t) => t,
+            }
+        } else {
+            client.obuf_soft_since_ms.store(0, Ordering::Relaxed);
+            now
+        };
+        if (hard > 0 && pending > hard) || (over_soft && now - since > soft_secs * 1000) {
             client.kill();
             return;
         }

@@ -60,17 +60,20 @@ pub struct Server {
     max_bulk_len: AtomicU64,
     query_buf_limit: AtomicU64,
     maxclients: AtomicUsize,
+    /// client-output-buffer-limit for normal clients: hard bytes, soft
+    /// bytes, soft seconds (0 = no limit).
+    normal_obuf_limits: [AtomicU64; 3],
     timeout_secs: AtomicU64,
     notify_flags: AtomicU64,
     slowlog_threshold_us: AtomicU64,
     slowlog_max_len: AtomicUsize,
-    has_password: AtomicBool,
     pub active_expire_enabled: AtomicBool,
     pub persistence: crate::persistence::Persistence,
     /// For code that only has `&Server` but must start background work.
     weak_self: std::sync::OnceLock<std::sync::Weak<Server>>,
     /// RDB bookkeeping (LASTSAVE).
     pub rdb: cmd::persistence::State,
+    pub acl: crate::acl::Acl,
 }
 
 /// notify-keyspace-events letters, one bit each (by position here).
@@ -149,15 +152,16 @@ impl Server {
             max_bulk_len: AtomicU64::new(0),
             query_buf_limit: AtomicU64::new(0),
             maxclients: AtomicUsize::new(0),
+            normal_obuf_limits: Default::default(),
             timeout_secs: AtomicU64::new(0),
             notify_flags: AtomicU64::new(0),
             slowlog_threshold_us: AtomicU64::new(0),
             slowlog_max_len: AtomicUsize::new(0),
-            has_password: AtomicBool::new(false),
             active_expire_enabled: AtomicBool::new(true),
             persistence: crate::persistence::Persistence::default(),
             weak_self: std::sync::OnceLock::new(),
             rdb: Default::default(),
+            acl: Default::default(),
         });
         let _ = srv.weak_self.set(Arc::downgrade(&srv));
         srv.apply_config();
@@ -216,17 +220,20 @@ impl Server {
         );
         self.slowlog_max_len
             .store(c.get_i64("slowlog-max-len") as usize, Ordering::Relaxed);
-        self.has_password
-            .store(!c.get("requirepass").is_empty(), Ordering::Relaxed);
+        self.acl.apply_requirepass(c.get("requirepass"));
         self.persistence
             .set_timestamps(c.get_bool("aof-timestamp-enabled"));
         let cobl = c.get("client-output-buffer-limit").to_string();
         let words: Vec<&str> = cobl.split_whitespace().collect();
         for w in words.chunks(4) {
-            if w[0] == "pubsub" {
-                self.pubsub
-                    .hard_limit
-                    .store(w[1].parse().unwrap_or(0), Ordering::Relaxed);
+            let limits: [u64; 3] = std::array::from_fn(|i| w[i + 1].parse().unwrap_or(0));
+            let target = match w[0] {
+                "pubsub" => &self.pubsub.limits,
+                "normal" => &self.normal_obuf_limits,
+                _ => continue,
+            };
+            for (t, v) in target.iter().zip(limits) {
+                t.store(v, Ordering::Relaxed);
             }
         }
     }
@@ -241,7 +248,7 @@ impl Server {
     }
 
     pub fn requires_password(&self) -> bool {
-        self.has_password.load(Ordering::Relaxed)
+        self.acl.auth_required()
     }
 
     pub fn add_dirty(&self, n: u64) {
@@ -422,9 +429,13 @@ fn quote_arg(out: &mut Vec<u8>, a: &[u8]) {
 
 /// Binds the configured address. Returns the listener and its actual port.
 pub async fn bind(srv: &Arc<Server>) -> std::io::Result<TcpListener> {
-    let (bind, port) = {
+    let (bind, port, backlog) = {
         let c = srv.config.read();
-        (c.get("bind").to_string(), c.get_i64("port") as u16)
+        (
+            c.get("bind").to_string(),
+            c.get_i64("port") as u16,
+            c.get_i64("tcp-backlog") as u32,
+        )
     };
     let host = bind.split_whitespace().next().unwrap_or("127.0.0.1");
     let host = host.trim_start_matches('-');
@@ -433,7 +444,21 @@ pub async fn bind(srv: &Arc<Server>) -> std::io::Result<TcpListener> {
     } else {
         format!("{host}:{port}")
     };
-    let listener = TcpListener::bind(&addr).await?;
+    // tcp-backlog sizes the listen queue as in Redis: with the small
+    // default queue a burst of connects overflows it and clients wait for a
+    // SYN retransmission (1 s).
+    let sockaddr = tokio::net::lookup_host(&addr)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("cannot resolve {addr}")))?;
+    let socket = if sockaddr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(sockaddr)?;
+    let listener = socket.listen(backlog)?;
     let actual = listener.local_addr()?.port();
     srv.port.store(actual as u64, Ordering::Relaxed);
     Ok(listener)
@@ -570,6 +595,16 @@ fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
 }
 
+/// Redis's refusal of outside connections while no password protects the
+/// default user.
+const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Protected mode: with `protected-mode yes` and a default user without a
+/// password, only loopback peers may connect.
+pub fn protected_mode_refuses(protected: bool, default_nopass: bool, peer: &SocketAddr) -> bool {
+    protected && default_nopass && !is_loopback(peer)
+}
+
 async fn handle_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr) {
     let _ = sock.set_nodelay(true);
     let laddr = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -597,7 +632,17 @@ async fn handle_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr) 
             .await;
         return;
     }
+    let protected = srv.config.read().get_bool("protected-mode");
+    if protected_mode_refuses(protected, srv.acl.default_nopass(), &peer) {
+        srv.clients.lock().remove(&id);
+        srv.stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = sock.write_all(PROTECTED_MODE_DENIED).await;
+        return;
+    }
     let mut client = Client::new(handle.clone(), !srv.requires_password(), is_loopback(&peer));
+    client.acl_user = Some(srv.acl.default_user());
     let mut conn = Connection {
         srv: &srv,
         sock,
@@ -833,7 +878,27 @@ impl Connection<'_> {
             }
         }
         if !self.out.buf.is_empty() {
-            self.sock.write_all(&self.out.buf).await?;
+            // A peer that stops reading parks only this connection; it can
+            // still be killed (CLIENT KILL, output limits, timeout), and a
+            // soft output limit bounds how long it may sit over the limit.
+            let soft = self.srv.normal_obuf_limits[1].load(Ordering::Relaxed) as usize;
+            let soft_secs = self.srv.normal_obuf_limits[2].load(Ordering::Relaxed);
+            let over_soft_for =
+                (soft > 0 && self.out.buf.len() > soft).then(|| Duration::from_secs(soft_secs));
+            let handle = client.handle.clone();
+            let killed = handle.kill_notify.notified();
+            let give_up = async {
+                match over_soft_for {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                r = self.sock.write_all(&self.out.buf) => r?,
+                _ = killed => return Err(std::io::Error::other("client killed")),
+                _ = give_up => return Err(std::io::Error::other("output buffer over soft limit")),
+            }
             self.srv
                 .stats
                 .net_output_bytes
@@ -908,6 +973,17 @@ impl Connection<'_> {
                 }
             }
             if self.out.buf.len() > OUTPUT_FLUSH_BYTES {
+                let hard = self.srv.normal_obuf_limits[0].load(Ordering::Relaxed) as usize;
+                if hard > 0 && self.out.buf.len() > hard {
+                    // Past client-output-buffer-limit: drop the client, as Redis does.
+                    tracing::warn!(
+                        "closing client {}: output buffer over client-output-buffer-limit",
+                        client.handle.addr
+                    );
+                    self.out.buf.clear();
+                    client.close_after_reply = true;
+                    break;
+                }
                 more = true;
                 break;
             }
@@ -958,5 +1034,27 @@ impl Connection<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_mode_refuses_only_outside_peers_without_password() {
+        let outside: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        let outside6: SocketAddr = "[2001:db8::1]:5000".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let local6: SocketAddr = "[::1]:5000".parse().unwrap();
+        assert!(protected_mode_refuses(true, true, &outside));
+        assert!(protected_mode_refuses(true, true, &outside6));
+        assert!(!protected_mode_refuses(true, true, &local));
+        assert!(!protected_mode_refuses(true, true, &local6));
+        // A password for the default user, or protected-mode no, lets them in.
+        assert!(!protected_mode_refuses(true, false, &outside));
+        assert!(!protected_mode_refuses(false, true, &outside));
+        assert!(PROTECTED_MODE_DENIED.starts_with(b"-DENIED "));
+        assert!(PROTECTED_MODE_DENIED.ends_with(b"outside.\r\n"));
     }
 }

@@ -144,3 +144,14 @@ pub struct Slowlog {
     pub entries: std::collections::VecDeque<SlowlogEntry>,
     pub next_id: u64,
 }
+
+/// Milliseconds on a monotonic clock (since the first call), for durations
+/// kept in atomics.
+pub fn monotonic_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1
+}

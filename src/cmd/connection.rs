@@ -88,10 +88,24 @@ fn quit(c: &mut Ctx, _a: &Argv) {
     c.client.close_after_reply = true;
 }
 
-fn check_password(c: &Ctx, user: &[u8], pass: &[u8]) -> bool {
-    let cfg = c.srv.config.read();
-    let required = cfg.get("requirepass").as_bytes();
-    user.eq_ignore_ascii_case(b"default") && (required.is_empty() || required == pass)
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Logs in as `user` if the pair is valid; otherwise records the attempt in
+/// the ACL log.
+fn try_login(c: &mut Ctx, user: &[u8], pass: &[u8]) -> bool {
+    match c.srv.acl.authenticate(user, pass) {
+        Some(cell) => {
+            super::acl::login(c, cell);
+            true
+        }
+        None => {
+            let name = String::from_utf8_lossy(user).into_owned();
+            c.srv
+                .acl
+                .log_denial(c.srv, c.client, "auth", "AUTH".into(), name);
+            false
+        }
+    }
 }
 
 fn auth(c: &mut Ctx, a: &Argv) {
@@ -100,15 +114,13 @@ fn auth(c: &mut Ctx, a: &Argv) {
         3 => (a.get(1), a.get(2)),
         _ => return c.error(SYNTAX),
     };
-    if a.len() == 2 && !c.srv.requires_password() {
+    if a.len() == 2 && c.srv.acl.default_nopass() {
         return c.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
     }
-    if check_password(c, user, pass) {
-        c.client.authenticated = true;
-        c.client.user = String::from_utf8_lossy(user).into_owned();
+    if try_login(c, user, pass) {
         c.out.ok();
     } else {
-        c.error("WRONGPASS invalid username-password pair or user is disabled.");
+        c.error(WRONGPASS);
     }
 }
 
@@ -129,11 +141,9 @@ fn hello(c: &mut Ctx, a: &Argv) {
         let more = a.len() - i - 1;
         if opt == b"auth" && more >= 2 {
             let (u, p) = (a.get(i + 1), a.get(i + 2));
-            if !check_password(c, u, p) {
-                return c.error("WRONGPASS invalid username-password pair or user is disabled.");
+            if !try_login(c, u, p) {
+                return c.error(WRONGPASS);
             }
-            c.client.authenticated = true;
-            c.client.user = String::from_utf8_lossy(u).into_owned();
             i += 3;
         } else if opt == b"setname" && more >= 1 {
             let name = a.get(i + 1);
@@ -203,9 +213,12 @@ fn reset(c: &mut Ctx, _a: &Argv) {
     c.out.resp3 = false;
     *c.client.handle.name.lock() = None;
     c.client.handle.no_evict.store(false, Ordering::Relaxed);
-    if c.srv.requires_password() {
-        c.client.authenticated = false;
-    }
+    // Back to the default user, authenticated only if it needs no password.
+    let default = c.srv.acl.default_user();
+    c.client.user = "default".into();
+    *c.client.handle.user.lock() = "default".into();
+    c.client.acl_user = Some(default);
+    c.client.authenticated = !c.srv.acl.auth_required();
     c.out.simple("RESET");
 }
 
@@ -248,7 +261,7 @@ pub fn client_info_line(c: &ClientHandle, own: Option<&crate::client::Client>) -
         None => (c.subscriptions.load(Ordering::Relaxed), 0, -1),
     };
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -264,6 +277,7 @@ pub fn client_info_line(c: &ClientHandle, own: Option<&crate::client::Client>) -
         c.bytes_in_query_buf.load(Ordering::Relaxed),
         c.push_pending.load(Ordering::Relaxed),
         cmd,
+        c.user.lock(),
         if c.resp3.load(Ordering::Relaxed) { 3 } else { 2 },
     )
 }
@@ -435,6 +449,7 @@ fn client_kill(c: &mut Ctx, a: &Argv) {
     let mut addr = None;
     let mut laddr = None;
     let mut skipme = true;
+    let mut user: Option<String> = None;
     let mut kind: Option<Vec<u8>> = None;
     let mut i = 2;
     while i + 1 < a.len() {
@@ -460,8 +475,9 @@ fn client_kill(c: &mut Ctx, a: &Argv) {
                 }
                 kind = Some(t)
             }
-            // Only the default user exists.
-            b"user" if v == b"default" => {}
+            b"user" if c.srv.acl.get(v).is_some() => {
+                user = Some(String::from_utf8_lossy(v).into_owned())
+            }
             b"user" => {
                 return c.error(&format!(
                     "ERR No such user '{}'",
@@ -482,6 +498,7 @@ fn client_kill(c: &mut Ctx, a: &Argv) {
         if id.is_some_and(|i| i != h.id)
             || addr.as_ref().is_some_and(|a| a != h.addr.as_bytes())
             || laddr.as_ref().is_some_and(|a| a != h.laddr.as_bytes())
+            || user.as_ref().is_some_and(|u| *u != *h.user.lock())
         {
             continue;
         }

@@ -18,6 +18,7 @@ use crate::pause::PauseKind;
 use crate::resp::{Argv, OwnedArgv, Reply};
 use crate::server::Server;
 
+pub mod acl;
 pub mod aof;
 pub mod bitops;
 pub mod connection;
@@ -180,38 +181,12 @@ impl Command {
         }
     }
 
-    /// Redis ACL categories, derived from flags and group.
+    /// Redis ACL categories (see [`crate::acl`]).
     pub fn acl_categories(&self) -> Vec<String> {
-        let mut c = Vec::new();
-        if self.has(WRITE) {
-            c.push("@write".to_string());
-        }
-        if self.has(READONLY) {
-            c.push("@read".to_string());
-        }
-        if self.has(ADMIN) {
-            c.push("@admin".to_string());
-            c.push("@dangerous".to_string());
-        }
-        if self.has(PUBSUB) {
-            c.push("@pubsub".to_string());
-        }
-        if self.has(FAST) {
-            c.push("@fast".to_string());
-        } else {
-            c.push("@slow".to_string());
-        }
-        if self.has(BLOCKING) {
-            c.push("@blocking".to_string());
-        }
-        match self.group {
-            "generic" => c.push("@keyspace".into()),
-            "string" | "bitmap" | "list" | "hash" | "set" | "stream" | "transactions"
-            | "connection" => c.push(format!("@{}", self.group)),
-            "sorted_set" => c.push("@sortedset".into()),
-            _ => {}
-        }
-        c
+        let idx = table()
+            .lookup(self.name.as_bytes())
+            .expect("command is in the table");
+        crate::acl::category_names(idx, None)
     }
 }
 
@@ -237,6 +212,7 @@ impl Table {
             aof::COMMANDS,
             persistence::COMMANDS,
             memory::COMMANDS,
+            acl::COMMANDS,
         ];
         let mut commands = Vec::new();
         let mut by_name = HashMap::new();
@@ -563,6 +539,11 @@ fn execute_command(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Ar
             out.error(&e);
             return;
         }
+    }
+    if let Err(e) = crate::acl::check(srv, client, idx, cmd, argv) {
+        flag_multi_error(client);
+        out.error(&e);
+        return;
     }
     if !client.resp3 && client.subscription_count() > 0 && !cmd.has(SUBSCRIBED_OK) {
         out.error(&format!(

@@ -357,7 +357,20 @@ fn config(c: &mut Ctx, a: &Argv) {
     }
 }
 
+/// Parameters that name files the server writes: changing them at run time
+/// is refused unless enable-protected-configs allows it, as in Redis 7.
+const PROTECTED_CONFIGS: &[&str] = &["dir", "dbfilename"];
+
+fn protected_configs_allowed(c: &Ctx) -> bool {
+    match c.srv.config.read().get("enable-protected-configs") {
+        "yes" => true,
+        "local" => c.client.is_local,
+        _ => false,
+    }
+}
+
 fn config_set(c: &mut Ctx, a: &Argv) {
+    let protected_ok = protected_configs_allowed(c);
     let mut cfg = c.srv.config.write();
     // All-or-nothing: validate on a copy, then install it.
     let mut next = cfg.clone();
@@ -378,6 +391,12 @@ fn config_set(c: &mut Ctx, a: &Argv) {
             ));
         }
         seen.push(param.name);
+        if PROTECTED_CONFIGS.contains(&param.name) && !protected_ok {
+            drop(cfg);
+            return c.error(&format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - can't set protected config"
+            ));
+        }
         if param.name == "notify-keyspace-events" {
             match parse_notify_flags(&value) {
                 Some(f) => value = format_notify_flags(f),
