@@ -425,19 +425,18 @@ impl Keyspace {
             let mut taken = 0;
             for db in 0..self.db_count {
                 while taken < chunk {
-                    let Some((at, key)) = s.dbs[db].expires.first().cloned() else {
-                        break;
-                    };
-                    if at > now {
+                    if s.dbs[db].expires.first().is_none_or(|(at, _)| *at > now) {
                         break;
                     }
+                    let Some((_, key)) = s.dbs[db].expires.pop_first() else {
+                        break;
+                    };
                     let hash = hash_bytes(&key);
                     if s.preserve(db, hash) {
                         self.snapshot_shards_left.fetch_sub(1, Ordering::AcqRel);
                     }
                     let Shard { dbs, watched, .. } = &mut *s;
                     let d = &mut dbs[db];
-                    d.expires.pop_first();
                     d.dict.remove_entry_hashed(hash, &key);
                     touch_watchers(watched, db, &key);
                     on_expired(db, &key);
@@ -698,13 +697,13 @@ impl<'a> Locked<'a> {
         let Shard { dbs, watched, .. } = shard;
         let d = &mut dbs[db];
         touch_watchers(watched, db, key);
-        match d.dict.get_mut_hashed(hash, key) {
-            Some(e) => {
+        match d.dict.get_key_value_mut_hashed(hash, key) {
+            Some((k, e)) => {
                 e.value = value;
                 e.lru = lru_clock();
                 if !keep_ttl && e.expire_at_ms != 0 {
                     let at = std::mem::replace(&mut e.expire_at_ms, 0);
-                    d.expires.remove(&(at, Bytes::copy_from_slice(key)));
+                    d.expires.remove(&(at, k.clone()));
                 }
             }
             None => {
@@ -784,7 +783,11 @@ impl<'a> Locked<'a> {
         let hash = hash_bytes(key);
         let shard = self.shard(shard_index(hash));
         let Shard { dbs, watched, .. } = shard;
-        dbs[db].expires.remove(&(at, Bytes::copy_from_slice(key)));
+        let d = &mut dbs[db];
+        if let Some((k, _)) = d.dict.get_key_value_mut_hashed(hash, key) {
+            let k = k.clone();
+            d.expires.remove(&(at, k));
+        }
         touch_watchers(watched, db, key);
         true
     }
