@@ -584,3 +584,36 @@ fn snapshots_taken_during_a_mass_expiry_load_no_expired_key() {
         assert_eq!(e, 0);
     }
 }
+
+#[test]
+fn active_and_lazy_expiries_are_logged_as_del() {
+    let dir = tempfile::tempdir().unwrap();
+    let aof = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--enable-debug-command",
+        "yes",
+    ];
+    {
+        let mut s = Server::cairn_in(dir.path(), &aof);
+        let mut con = s.con();
+        raw(&mut con, &["SET", "active", "v", "PX", "50"]);
+        std::thread::sleep(Duration::from_millis(300));
+        raw(&mut con, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+        raw(&mut con, &["SET", "lazy", "v", "PX", "50"]);
+        std::thread::sleep(Duration::from_millis(300));
+        let v: Option<String> = redis::cmd("GET").arg("lazy").query(&mut con).unwrap();
+        assert_eq!(v, None);
+        assert_eq!(info_u64(&mut con, "stats", "expired_keys"), 2);
+        s.kill9();
+    }
+    // Had either deletion not been logged, the replay would bring the key
+    // back with a past deadline and the start would expire it again.
+    let s = Server::cairn_in(dir.path(), &aof);
+    let mut con = s.con();
+    let n: u64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(info_u64(&mut con, "stats", "expired_keys"), 0);
+}
