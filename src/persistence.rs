@@ -499,7 +499,14 @@ pub fn startup(srv: &Arc<Server>) -> Result<(), String> {
             .map_err(|e| io_err("upgrading the legacy AOF", e))?
         }
     };
-    p.start_log(&paths, policy, manifest)
+    p.start_log(&paths, policy, manifest)?;
+    // The log replayed with nothing expiring (as it was written); now the keys
+    // whose deadline passed while the server was down go, each logged as DEL.
+    let expired = srv.expire_loaded_keys();
+    if expired > 0 {
+        tracing::info!("{expired} keys expired while the server was down were deleted");
+    }
+    Ok(())
 }
 
 /// BGREWRITEAOF without fork. Runs on its own thread; returns an error

@@ -28,10 +28,18 @@ use crate::pubsub::PubSub;
 use crate::resp::{Argv, Limits, Parsed, Reply, RequestParser};
 use crate::stats::{Slowlog, SlowlogEntry, Stats};
 
-/// Keys the active expiry cycle may delete per tick; the rest wait for the
-/// next tick so a mass expiry never stalls clients.
-const EXPIRE_BUDGET_PER_TICK: usize = 2000;
+/// Time one active expiry tick may spend; the rest waits for the next tick,
+/// so a mass expiry takes at most a quarter of one core (Redis's slow cycle
+/// caps itself at 25% too) and never stalls the clients of this thread.
+const EXPIRE_TIME_PER_TICK: Duration = Duration::from_micros(250);
+/// A key cap on top of the time cap, bounding one tick's event batch.
+const EXPIRE_MAX_KEYS_PER_TICK: usize = 20_000;
 const EXPIRE_TICK: Duration = Duration::from_millis(1);
+/// expired_stale_perc counts due keys exactly up to this many per shard and
+/// database (beyond it, a lower bound: see docs/expiry.md).
+const STALE_COUNT_CAP: usize = 16_384;
+/// expired_stale_perc is measured every this many cron ticks (100 ms each).
+const STALE_MEASURE_EVERY: u32 = 10;
 /// Flush the output buffer mid-pipeline beyond this many bytes.
 const OUTPUT_FLUSH_BYTES: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
@@ -328,7 +336,8 @@ impl Server {
         }
     }
 
-    /// Deletes keys whose deadline passed and publishes their events.
+    /// One active expiry tick: deletes due keys for at most
+    /// [`EXPIRE_TIME_PER_TICK`] and publishes their events.
     pub fn active_expire(&self) {
         // Paused clients must find the dataset unchanged.
         if !self.active_expire_enabled.load(Ordering::Relaxed) || self.pause.current().is_some() {
@@ -340,33 +349,84 @@ impl Server {
             _ => return,
         }
         let t = Instant::now();
+        let run = self.expire_due_keys(now, EXPIRE_MAX_KEYS_PER_TICK, || {
+            t.elapsed() >= EXPIRE_TIME_PER_TICK
+        });
+        if run.capped {
+            self.stats
+                .expired_time_cap_reached_count
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats
+            .expire_cycle_cpu_us
+            .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Deletes every key whose deadline passed, at once: after loading an
+    /// AOF, keys that died while the server was down are deleted (and logged
+    /// as DEL, so the files agree with memory) before any client connects.
+    pub fn expire_loaded_keys(&self) -> usize {
+        let now = cairn_storage::keyspace::now_ms();
+        self.expire_due_keys(now, usize::MAX, || false)
+            .expired
+            .len()
+    }
+
+    /// Deletes due keys (see [`Keyspace::expire_due`]), logs each as DEL,
+    /// counts them and publishes their `expired` events.
+    fn expire_due_keys(
+        &self,
+        now: u64,
+        max_keys: usize,
+        time_up: impl FnMut() -> bool,
+    ) -> cairn_storage::keyspace::ExpireRun {
         let log = self.persistence.aof_on();
-        let gone = self.ks.expire_due(now, EXPIRE_BUDGET_PER_TICK, |db, key| {
+        let mut run = self.ks.expire_due(now, max_keys, time_up, |db, key| {
             if log {
                 // Logged under the shard lock: before any later write of the key.
                 self.persistence
                     .append(|w| w.command(db, &[b"DEL".as_slice(), key]));
             }
         });
-        if gone.is_empty() {
-            return;
+        if run.expired.is_empty() {
+            return run;
         }
         self.stats
             .expired_keys
-            .fetch_add(gone.len() as u64, Ordering::Relaxed);
-        let events: Vec<Notification> = gone
-            .into_iter()
-            .map(|(db, key)| Notification {
-                class: cmd::event::EXPIRED,
-                event: "expired",
-                db,
-                key,
-            })
-            .collect();
-        self.publish_notifications(&events);
+            .fetch_add(run.expired.len() as u64, Ordering::Relaxed);
+        if self.notifies(cmd::event::EXPIRED) {
+            let events: Vec<Notification> = std::mem::take(&mut run.expired)
+                .into_iter()
+                .map(|(db, key)| Notification {
+                    class: cmd::event::EXPIRED,
+                    event: "expired",
+                    db,
+                    key,
+                })
+                .collect();
+            self.publish_notifications(&events);
+        }
+        run
+    }
+
+    /// Refreshes INFO expired_stale_perc: the share of keys with a TTL whose
+    /// deadline passed but that are still in memory.
+    pub fn measure_stale_expired(&self) {
+        let now = cairn_storage::keyspace::now_ms();
+        let perc = match self.ks.earliest_deadline() {
+            Some(d) if d <= now => {
+                let (stale, with_ttl) = self.ks.stale_expired(now, STALE_COUNT_CAP);
+                if with_ttl == 0 {
+                    0.0
+                } else {
+                    stale as f64 * 100.0 / with_ttl as f64
+                }
+            }
+            _ => 0.0,
+        };
         self.stats
-            .expire_cycle_cpu_us
-            .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+            .expired_stale_perc
+            .store(perc.to_bits(), Ordering::Relaxed);
     }
 
     /// Sends a command that ran to every MONITOR client, in Redis's format:
@@ -471,7 +531,7 @@ pub async fn bind(srv: &Arc<Server>) -> std::io::Result<TcpListener> {
 /// different threads still execute in parallel on the sharded keyspace.
 pub async fn serve(srv: Arc<Server>, listener: TcpListener, io_threads: usize) {
     tokio::spawn(cron(srv.clone()));
-    tokio::spawn(expire_loop(srv.clone()));
+    start_expire_thread(srv.clone());
     let mut others = Vec::new();
     for i in 1..io_threads.max(1) {
         let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
@@ -534,23 +594,37 @@ pub async fn serve(srv: Arc<Server>, listener: TcpListener, io_threads: usize) {
     }
 }
 
-async fn expire_loop(srv: Arc<Server>) {
-    let mut tick = tokio::time::interval(EXPIRE_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        cairn_storage::keyspace::tick_lru_clock();
-        srv.active_expire();
-        crate::evict::tick(&srv);
+/// The active expiry cycle runs on a thread of its own, not on an event loop:
+/// clients never wait behind a tick, only (briefly) on a shard lock the cycle
+/// holds for one chunk of deletions.
+fn start_expire_thread(srv: Arc<Server>) {
+    let spawned = std::thread::Builder::new()
+        .name("cairn-expire".into())
+        .spawn(move || loop {
+            std::thread::sleep(EXPIRE_TICK);
+            cairn_storage::keyspace::tick_lru_clock();
+            srv.active_expire();
+            crate::evict::tick(&srv);
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the expiry thread: {e}");
     }
 }
 
 async fn cron(srv: Arc<Server>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut stale_countdown = STALE_MEASURE_EVERY;
     let mut last_cmds = srv.stats.total_commands();
     let mut last_at = Instant::now();
     loop {
         tick.tick().await;
+        stale_countdown -= 1;
+        if stale_countdown == 0 {
+            stale_countdown = STALE_MEASURE_EVERY;
+            // Off the event loop: during a mass expiry it walks many keys.
+            let s = srv.clone();
+            tokio::task::spawn_blocking(move || s.measure_stale_expired());
+        }
         let total = srv.stats.total_commands();
         let secs = last_at.elapsed().as_secs_f64().max(1e-3);
         srv.stats.instantaneous_ops.store(

@@ -51,8 +51,16 @@ pub struct Stats {
     pub total_connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
     pub expired_keys: AtomicU64,
+    /// f64 bits of the last measured percentage (see Server::measure_stale_expired).
     pub expired_stale_perc: AtomicU64,
+    /// Time spent in active expiry ticks.
     pub expire_cycle_cpu_us: AtomicU64,
+    /// Ticks that stopped at their time or key cap with keys still due.
+    pub expired_time_cap_reached_count: AtomicU64,
+    /// Keys of the last RDB load: skipped because their deadline had passed,
+    /// and loaded (INFO rdb_last_load_keys_expired / _loaded).
+    pub rdb_last_load_keys_expired: AtomicU64,
+    pub rdb_last_load_keys_loaded: AtomicU64,
     pub evicted_keys: AtomicU64,
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
@@ -124,6 +132,7 @@ impl Stats {
             &self.net_output_bytes,
             &self.total_error_replies,
             &self.expire_cycle_cpu_us,
+            &self.expired_time_cap_reached_count,
         ] {
             a.store(0, Relaxed);
         }

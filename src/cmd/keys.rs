@@ -457,7 +457,10 @@ fn expire_generic(c: &mut Ctx, a: &Argv, unit_ms: i64, absolute: bool) {
     if lt && current.is_some_and(|cur| when >= cur as i64) {
         return c.out.int(0);
     }
-    if when <= c.ks.now_ms as i64 {
+    // While replaying the AOF a past deadline is set as it was when logged
+    // (later entries may still PERSIST or re-expire the key); the keys it
+    // kills are deleted, and logged as DEL, once loading ends.
+    if when <= c.ks.now_ms as i64 && !c.ks.no_expire {
         c.ks.remove(db, key);
         c.dirty += 1;
         c.propagate(&[b"DEL".as_slice(), key]);

@@ -165,6 +165,7 @@ pub fn load_at_startup(srv: &Server) -> Result<(), String> {
     }
     let mut ks = srv.ks.lock_all(now_ms());
     let st = rdb::install(snap, &mut ks);
+    record_load(srv, st);
     tracing::info!(
         "DB loaded from disk: {} keys, {} expired keys skipped, {:.3} seconds",
         st.loaded,
@@ -172,6 +173,15 @@ pub fn load_at_startup(srv: &Server) -> Result<(), String> {
         t.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// INFO rdb_last_load_keys_expired / _loaded. Keys skipped for a passed
+/// deadline were never in memory: like Redis, they are not expired_keys.
+fn record_load(srv: &Server, st: rdb::InstallStats) {
+    let s = &srv.stats;
+    s.rdb_last_load_keys_expired
+        .store(st.expired_skipped as u64, Relaxed);
+    s.rdb_last_load_keys_loaded.store(st.loaded as u64, Relaxed);
 }
 
 /// Whether SHUTDOWN without SAVE/NOSAVE saves: when save points are set.
@@ -238,7 +248,8 @@ pub fn debug_reload(c: &mut Ctx, a: &Argv) {
             c.ks.flush_db(db);
         }
     }
-    rdb::install(snap, &mut c.ks);
+    let st = rdb::install(snap, &mut c.ks);
+    record_load(c.srv, st);
     tracing::warn!("DB reloaded by DEBUG RELOAD");
     c.out.ok();
 }
@@ -318,15 +329,25 @@ fn restore(c: &mut Ctx, a: &Argv) {
         t if absttl => Some(t),
         t => Some(t.saturating_add(now)),
     };
-    if deadline.is_some_and(|d| d <= now) {
+    // (While replaying the AOF the key is created as it was when logged.)
+    if deadline.is_some_and(|d| d <= now) && !c.ks.no_expire {
         // Already expired: the key is not created (an old one was deleted).
         if deleted {
             c.notify(event::GENERIC, "del", key);
             c.dirty += 1;
+            c.propagate(&[b"DEL".as_slice(), key]);
         }
         return c.out.ok();
     }
     c.ks.insert_entry(db, key, value, deadline.map(|d| d as u64));
+    if let (Some(at), false) = (deadline, absttl) {
+        // Logged with an absolute deadline, so a replay never extends the TTL.
+        let at = at.to_string();
+        let mut args: Vec<&[u8]> = a.iter().collect();
+        args[2] = at.as_bytes();
+        args.push(b"ABSTTL");
+        c.propagate(&args);
+    }
     if let Some(idle) = idle {
         if let Some(e) = c.ks.lookup(db, key) {
             e.lru = cairn_storage::access::idle_since(idle.max(0) as u64);

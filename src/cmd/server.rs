@@ -146,7 +146,7 @@ pub fn info_text(c: &Ctx, sections: &[String]) -> String {
             .map_or(-1, |t| t.elapsed().as_secs() as i64);
         let _ = write!(
             out,
-            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{}\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_rewrite_buffer_peak_bytes:{}\r\naof_last_write_status:{}\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:{}\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{}\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_rewrite_buffer_peak_bytes:{}\r\naof_last_write_status:{}\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
             srv.dirty.load(Relaxed),
             p.bgsave_in_progress.load(Relaxed) as u8,
             srv.rdb.lastsave(),
@@ -157,6 +157,8 @@ pub fn info_text(c: &Ctx, sections: &[String]) -> String {
                 .map_or(-1, |t| t.elapsed().as_secs() as i64),
             p.rdb_saves.load(Relaxed),
             p.last_cow_bytes.load(Relaxed),
+            srv.stats.rdb_last_load_keys_expired.load(Relaxed),
+            srv.stats.rdb_last_load_keys_loaded.load(Relaxed),
             p.aof_on() as u8,
             rewriting as u8,
             p.last_rewrite_secs.load(Relaxed),
@@ -182,7 +184,7 @@ pub fn info_text(c: &Ctx, sections: &[String]) -> String {
         let s = &srv.stats;
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nexpired_stale_perc:{:.2}\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntotal_error_replies:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nexpired_stale_perc:{:.2}\r\nexpired_time_cap_reached_count:{}\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntotal_error_replies:{}\r\n\r\n",
             s.total_connections_received.load(Relaxed),
             s.total_commands(),
             s.instantaneous_ops.load(Relaxed),
@@ -190,7 +192,8 @@ pub fn info_text(c: &Ctx, sections: &[String]) -> String {
             s.net_output_bytes.load(Relaxed),
             s.rejected_connections.load(Relaxed),
             s.expired_keys.load(Relaxed),
-            0.0,
+            f64::from_bits(s.expired_stale_perc.load(Relaxed)),
+            s.expired_time_cap_reached_count.load(Relaxed),
             s.expire_cycle_cpu_us.load(Relaxed) / 1000,
             s.evicted_keys.load(Relaxed),
             s.keyspace_lookups().0,
@@ -696,6 +699,36 @@ fn time(c: &mut Ctx, _a: &Argv) {
     c.out.bulk_int(now.subsec_micros() as i64);
 }
 
+/// DEBUG POPULATE count [prefix] [size]: creates `prefix:N` = `value:N`
+/// (zero-padded or cut to `size` bytes when given) for N below count,
+/// leaving existing keys alone. Not logged and no events, as in Redis.
+fn debug_populate(c: &mut Ctx, a: &Argv) {
+    let positive = |i: usize| parse_int(a.get(i)).filter(|n| *n >= 0);
+    let count = positive(2);
+    let size = if a.len() == 5 { positive(4) } else { Some(0) };
+    let (Some(count), Some(size)) = (count, size) else {
+        return c.error("ERR value is out of range, must be positive");
+    };
+    let prefix: &[u8] = if a.len() >= 4 { a.get(3) } else { b"key" };
+    let db = c.db();
+    let mut key = Vec::with_capacity(prefix.len() + 12);
+    for j in 0..count {
+        key.clear();
+        key.extend_from_slice(prefix);
+        key.push(b':');
+        key.extend_from_slice(j.to_string().as_bytes());
+        if c.ks.exists(db, &key) {
+            continue;
+        }
+        let mut value = format!("value:{j}").into_bytes();
+        if size > 0 {
+            value.resize(size as usize, 0);
+        }
+        c.ks.set(db, &key, Value::Str(value));
+    }
+    c.out.ok();
+}
+
 fn debug(c: &mut Ctx, a: &Argv) {
     let allowed = {
         let cfg = c.srv.config.read();
@@ -726,6 +759,7 @@ fn debug(c: &mut Ctx, a: &Argv) {
         b"reload" => super::persistence::debug_reload(c, a),
         b"digest" if a.len() == 2 => super::persistence::debug_digest(c),
         b"digest-value" if a.len() >= 2 => super::persistence::debug_digest_value(c, a),
+        b"populate" if (3..=5).contains(&a.len()) => debug_populate(c, a),
         b"object" if a.len() == 3 => {
             let db = c.db();
             match c.ks.lookup(db, a.get(2)) {
@@ -745,6 +779,7 @@ fn debug(c: &mut Ctx, a: &Argv) {
                 "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "SLEEP <seconds>",
                 "SET-ACTIVE-EXPIRE <0|1>",
+                "POPULATE <count> [<prefix>] [<size>]",
                 "OBJECT <key>",
                 "DIGEST",
                 "DIGEST-VALUE <key> [<key> ...]",

@@ -22,6 +22,19 @@ pub type Key = Bytes;
 /// Number of lock shards. A power of two; the top bits of a key's hash pick it.
 pub const SHARDS: usize = 64;
 
+/// Most keys the active expiry deletes per shard lock acquisition: short
+/// enough that a client waiting on that shard is barely delayed.
+pub const EXPIRE_CHUNK: usize = 32;
+
+/// What one active expiry cycle did.
+#[derive(Debug, Default)]
+pub struct ExpireRun {
+    /// Deleted keys, in deletion order, for events and statistics.
+    pub expired: Vec<(usize, Key)>,
+    /// True when it stopped with keys still due (time or key cap reached).
+    pub capped: bool,
+}
+
 fn shard_index(hash: u64) -> usize {
     (hash >> (64 - SHARDS.trailing_zeros())) as usize
 }
@@ -384,43 +397,64 @@ impl Keyspace {
         out
     }
 
-    /// Deletes keys whose deadline is at or before `now`, at most `budget` of
-    /// them, and returns them for propagation and notification.
+    /// Deletes keys whose deadline is at or before `now`, earliest first across
+    /// shards, until none is due, `max_keys` are gone or `time_up()` says the
+    /// cycle's time is spent. A shard is held for at most [`EXPIRE_CHUNK`]
+    /// deletions at a time, so a mass expiry never keeps a client waiting on
+    /// a shard lock for long.
     /// `on_expired` runs for each key while its shard is still held, so the
     /// deletion is logged before any later command on that key.
     pub fn expire_due(
         &self,
         now: u64,
-        budget: usize,
+        max_keys: usize,
+        mut time_up: impl FnMut() -> bool,
         mut on_expired: impl FnMut(usize, &Key),
-    ) -> Vec<(usize, Key)> {
-        let mut out = Vec::new();
-        for (i, shard) in self.shards.iter().enumerate() {
-            if self.next_deadline[i].load(Ordering::Relaxed) > now {
-                continue;
+    ) -> ExpireRun {
+        let mut run = ExpireRun::default();
+        loop {
+            // The shard whose next deadline is earliest: the whole keyspace
+            // is drained in (chunked) deadline order, so a backlog in one
+            // shard does not delay keys due earlier in another.
+            let (i, due) = self
+                .next_deadline
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (i, a.load(Ordering::Relaxed)))
+                .min_by_key(|&(_, d)| d)
+                .unwrap_or((0, u64::MAX));
+            if due > now {
+                return run;
             }
-            let mut s = shard.lock();
+            if run.expired.len() >= max_keys || time_up() {
+                run.capped = true;
+                return run;
+            }
+            let chunk = EXPIRE_CHUNK.min(max_keys - run.expired.len());
+            let mut s = self.shards[i].lock();
+            let mut taken = 0;
             for db in 0..self.db_count {
-                while out.len() < budget {
-                    let Some((at, key)) = s.dbs[db].expires.first().cloned() else {
-                        break;
-                    };
-                    if at > now {
+                while taken < chunk {
+                    if s.dbs[db].expires.first().is_none_or(|(at, _)| *at > now) {
                         break;
                     }
+                    let Some((_, key)) = s.dbs[db].expires.pop_first() else {
+                        break;
+                    };
                     let hash = hash_bytes(&key);
                     if s.preserve(db, hash) {
                         self.snapshot_shards_left.fetch_sub(1, Ordering::AcqRel);
                     }
                     let Shard { dbs, watched, .. } = &mut *s;
                     let d = &mut dbs[db];
-                    d.expires.pop_first();
                     d.dict.remove_entry_hashed(hash, &key);
                     touch_watchers(watched, db, &key);
                     on_expired(db, &key);
-                    out.push((db, key));
+                    run.expired.push((db, key));
+                    taken += 1;
                 }
             }
+            // Exact again under the lock (lazy deletions may have left it low).
             let next = s
                 .dbs
                 .iter()
@@ -428,11 +462,30 @@ impl Keyspace {
                 .min()
                 .unwrap_or(u64::MAX);
             self.next_deadline[i].store(next, Ordering::Relaxed);
-            if out.len() >= budget {
-                break;
+        }
+    }
+
+    /// (keys whose deadline is at or before `now` but still present, keys with
+    /// a TTL), for INFO expired_stale_perc. Due keys are counted up to
+    /// `cap` per shard and database: exact below it, a lower bound beyond.
+    pub fn stale_expired(&self, now: u64, cap: usize) -> (usize, usize) {
+        let (mut stale, mut with_ttl) = (0, 0);
+        for (i, shard) in self.shards.iter().enumerate() {
+            let due = self.next_deadline[i].load(Ordering::Relaxed) <= now;
+            let s = shard.lock();
+            for d in s.dbs.iter() {
+                with_ttl += d.expires.len();
+                if due {
+                    stale += d
+                        .expires
+                        .iter()
+                        .take_while(|(at, _)| *at <= now)
+                        .take(cap)
+                        .count();
+                }
             }
         }
-        out
+        (stale, with_ttl)
     }
 
     /// Eviction sampling (Redis's dictGetSomeKeys): up to `n` keys of each
@@ -715,13 +768,13 @@ impl<'a> Locked<'a> {
         let Shard { dbs, watched, .. } = shard;
         let d = &mut dbs[db];
         touch_watchers(watched, db, key);
-        match d.dict.get_mut_hashed(hash, key) {
-            Some(e) => {
+        match d.dict.get_key_value_mut_hashed(hash, key) {
+            Some((k, e)) => {
                 e.value = value;
                 crate::access::touch(&mut e.lru);
                 if !keep_ttl && e.expire_at_ms != 0 {
                     let at = std::mem::replace(&mut e.expire_at_ms, 0);
-                    d.expires.remove(&(at, Bytes::copy_from_slice(key)));
+                    d.expires.remove(&(at, k.clone()));
                 }
             }
             None => {
@@ -801,7 +854,11 @@ impl<'a> Locked<'a> {
         let hash = hash_bytes(key);
         let shard = self.shard(shard_index(hash));
         let Shard { dbs, watched, .. } = shard;
-        dbs[db].expires.remove(&(at, Bytes::copy_from_slice(key)));
+        let d = &mut dbs[db];
+        if let Some((k, _)) = d.dict.get_key_value_mut_hashed(hash, key) {
+            let k = k.clone();
+            d.expires.remove(&(at, k));
+        }
         touch_watchers(watched, db, key);
         true
     }
@@ -985,10 +1042,83 @@ mod tests {
             }
         }
         assert_eq!(ks.earliest_deadline(), Some(10));
-        let gone = ks.expire_due(59, 1000, |_, _| {});
-        assert_eq!(gone.len(), 50);
+        let run = ks.expire_due(59, 1000, || false, |_, _| {});
+        assert_eq!(run.expired.len(), 50);
+        assert!(!run.capped);
         assert_eq!(ks.counts()[1], (50, 50));
         assert_eq!(ks.earliest_deadline(), Some(60));
+    }
+
+    #[test]
+    fn active_expiry_goes_in_deadline_order_across_shards_and_stops_when_told() {
+        let ks = Keyspace::new(1);
+        {
+            let mut l = ks.lock_all(0);
+            for i in 0..2000u64 {
+                let k = format!("k{i}");
+                l.set(0, k.as_bytes(), s("v"));
+                // Deadlines 1..=2000 in an order unrelated to the shards.
+                l.set_expire(0, k.as_bytes(), 1 + (i * 7919) % 2000);
+            }
+        }
+        // A cap of 100 keys stops the run with keys still due.
+        let run = ks.expire_due(5000, 100, || false, |_, _| {});
+        assert_eq!(run.expired.len(), 100);
+        assert!(run.capped);
+        // The time check is asked between chunks; "time is up" after two.
+        let mut asked = 0;
+        let run = ks.expire_due(
+            5000,
+            usize::MAX,
+            || {
+                asked += 1;
+                asked > 2
+            },
+            |_, _| {},
+        );
+        assert!(run.capped);
+        assert!(run.expired.len() <= 2 * EXPIRE_CHUNK);
+        // Each chunk starts at the earliest deadline left in the keyspace,
+        // whatever its shard; only due keys go.
+        let ks2 = Keyspace::new(1);
+        let mut deadline = HashMap::new();
+        {
+            let mut l = ks2.lock_all(0);
+            for i in 0..5000u64 {
+                let k = format!("k{i}");
+                let at = 1 + (i * 7919) % 5000;
+                l.set(0, k.as_bytes(), s("v"));
+                l.set_expire(0, k.as_bytes(), at);
+                deadline.insert(Bytes::from(k), at);
+            }
+        }
+        assert_eq!(ks2.stale_expired(300, usize::MAX), (300, 5000));
+        let firsts = std::cell::RefCell::new(Vec::new());
+        let chunk_start = std::cell::Cell::new(true);
+        let run = ks2.expire_due(
+            300,
+            usize::MAX,
+            || {
+                chunk_start.set(true);
+                false
+            },
+            |_, k| {
+                if chunk_start.replace(false) {
+                    firsts.borrow_mut().push(deadline[k]);
+                }
+            },
+        );
+        assert_eq!(run.expired.len(), 300);
+        assert!(run.expired.iter().all(|(_, k)| deadline[k] <= 300));
+        let firsts = firsts.into_inner();
+        assert_eq!(firsts[0], 1);
+        assert!(firsts.windows(2).all(|w| w[0] <= w[1]), "{firsts:?}");
+        let run = ks2.expire_due(10_000, 4400, || false, |_, _| {});
+        assert_eq!(run.expired.len(), 4400);
+        assert_eq!(ks2.stale_expired(10_000, usize::MAX), (300, 300));
+        // A cap per shard makes it a lower bound.
+        assert!(ks2.stale_expired(10_000, 2).0 <= 2 * SHARDS);
+        assert_eq!(ks2.stale_expired(0, usize::MAX), (0, 300));
     }
 
     #[test]

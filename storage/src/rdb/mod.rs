@@ -125,12 +125,16 @@ pub struct InstallStats {
 }
 
 /// Installs a parsed snapshot into the locked keyspace (which must hold all
-/// shards). Keys already past their deadline at `ks.now_ms` are skipped.
+/// shards). Keys already past their deadline at `ks.now_ms` are skipped,
+/// unless `ks.no_expire` is set: an AOF base must load whole, because the
+/// log after it was written while those keys were alive and may still touch
+/// them (PERSIST, a later PEXPIREAT); they expire once the log is replayed.
 pub fn install(snap: Snapshot, ks: &mut Locked) -> InstallStats {
     let mut stats = InstallStats::default();
     let now = ks.now_ms;
+    let skip_expired = !ks.no_expire;
     for k in snap.keys {
-        if k.expire_at_ms.is_some_and(|at| at <= now) {
+        if skip_expired && k.expire_at_ms.is_some_and(|at| at <= now) {
             stats.expired_skipped += 1;
             continue;
         }

@@ -276,6 +276,27 @@ fn expired_keys_are_skipped_on_install() {
     );
 }
 
+#[test]
+fn an_aof_base_loads_expired_keys_for_the_log_to_settle() {
+    let ks = Keyspace::new(1);
+    {
+        let mut l = ks.lock_all(0);
+        l.set(0, b"old", Value::Str(b"1".to_vec()));
+        l.set_expire(0, b"old", 500);
+    }
+    let mut buf = Vec::new();
+    {
+        let mut l = ks.lock_all(0);
+        write_snapshot(&mut buf, &mut l, &SaveOptions::default()).unwrap();
+    }
+    let fresh = Keyspace::new(1);
+    let mut l = fresh.lock_all(1000);
+    l.no_expire = true;
+    let st = install(parse(&buf, 1).unwrap(), &mut l);
+    assert_eq!(st.loaded, 1);
+    assert_eq!(l.db_expires_len(0), 1);
+}
+
 /// A test-only ziplist builder (strings and small integers).
 fn ziplist(items: &[&[u8]]) -> Vec<u8> {
     let mut zl = vec![0u8; 10];
