@@ -266,7 +266,20 @@ mod tests {
     #[test]
     fn roundtrip_ints_and_strings() {
         let mut lp = new_lp();
-        let ints = [0i64, 127, 128, -1, 4095, -4096, 4096, 40000, -40000, 9_000_000, 1 << 40, i64::MIN];
+        let ints = [
+            0i64,
+            127,
+            128,
+            -1,
+            4095,
+            -4096,
+            4096,
+            40000,
+            -40000,
+            9_000_000,
+            1 << 40,
+            i64::MIN,
+        ];
         {
             let mut a = Appender::new(&mut lp);
             for v in ints {

@@ -186,7 +186,7 @@ struct ParsedNode<'a> {
 /// Decodes a node; None if its bytes are not a well-formed stream node.
 fn parse_node(master: StreamId, node: &[u8]) -> Option<ParsedNode<'_>> {
     let mut p = lp::HEADER;
-    let mut int = |p: &mut usize| -> Option<i64> {
+    let int = |p: &mut usize| -> Option<i64> {
         let (v, np) = lp::next(node, *p)?;
         *p = np;
         v.int()
@@ -293,7 +293,10 @@ impl Stream {
         if parsed.entries.is_empty() {
             return Err("empty stream node".into());
         }
-        let live = parsed.entries.iter().filter(|e| e.flags & FLAG_DELETED == 0);
+        let live = parsed
+            .entries
+            .iter()
+            .filter(|e| e.flags & FLAG_DELETED == 0);
         if live.count() as i64 != parsed.count
             || parsed.entries.len() as i64 != parsed.count + parsed.deleted
         {
@@ -312,6 +315,7 @@ impl Stream {
 
     /// Appends an entry; the caller checked `id > last_id`. Err if the
     /// elements are too large.
+    #[allow(clippy::result_unit_err)]
     pub fn append<F: AsRef<[u8]>>(&mut self, id: StreamId, fv: &[F]) -> Result<(), ()> {
         let total: usize = fv.iter().map(|x| x.as_ref().len()).sum();
         if total > MAX_ELEMENTS_SIZE {
@@ -572,7 +576,7 @@ impl Stream {
             }
             let remove_node = match how {
                 Trim::MaxLen(max) => self.length - entries >= max,
-                Trim::MinId(min) => p.entries.last().map_or(true, |e| e.id < min),
+                Trim::MinId(min) => p.entries.last().is_none_or(|e| e.id < min),
             };
             if remove_node {
                 drop(p);
@@ -661,7 +665,8 @@ impl Stream {
         if self.entries_added == 0 {
             return Some(0);
         }
-        if g.entries_read != INVALID_ENTRIES_READ && !self.range_has_tombstones(Some(g.last_id), None)
+        if g.entries_read != INVALID_ENTRIES_READ
+            && !self.range_has_tombstones(Some(g.last_id), None)
         {
             return Some(self.entries_added as i64 - g.entries_read);
         }
@@ -673,7 +678,8 @@ impl Stream {
     /// as Redis does when it serves a new entry.
     pub fn advance_group(&self, g: &mut Group, id: StreamId) {
         if id > g.last_id {
-            if g.entries_read != INVALID_ENTRIES_READ && !self.range_has_tombstones(Some(id), None) {
+            if g.entries_read != INVALID_ENTRIES_READ && !self.range_has_tombstones(Some(id), None)
+            {
                 g.entries_read += 1;
             } else if self.entries_added > 0 {
                 g.entries_read = self.estimate_distance(id);
@@ -721,10 +727,15 @@ mod tests {
         let got = s.get(StreamId::new(15, 0)).unwrap();
         assert_eq!(got[0], (b"a".to_vec(), b"15".to_vec()));
         let mut rev = Vec::new();
-        s.range(StreamId::new(98, 0), StreamId::new(102, 0), true, |id, _| {
-            rev.push(id.ms);
-            true
-        });
+        s.range(
+            StreamId::new(98, 0),
+            StreamId::new(102, 0),
+            true,
+            |id, _| {
+                rev.push(id.ms);
+                true
+            },
+        );
         assert_eq!(rev, vec![102, 101, 100, 99, 98]);
         assert_eq!(s.delete_ids(&[StreamId::new(1, 0), StreamId::new(5, 0)]), 2);
         assert_eq!(s.first_id, StreamId::new(2, 0));

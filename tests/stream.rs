@@ -1,0 +1,635 @@
+//! Stream and consumer-group commands over real sockets. Most cases run on
+//! Cairn and on a real redis-server side by side and require identical
+//! replies (errors included); time-dependent replies are compared by shape.
+
+mod common;
+mod compare;
+
+use std::time::{Duration, Instant};
+
+use compare::{Pair, Raw, Resp};
+
+fn lines(p: &mut Pair, cmds: &[&str]) {
+    for c in cmds {
+        let args: Vec<&str> = c.split(' ').collect();
+        p.same(&args);
+    }
+}
+
+#[test]
+fn xadd_ids_options_and_errors_match_redis() {
+    let mut p = Pair::new();
+    lines(
+        &mut p,
+        &[
+            "XADD s 1-1 a 1",
+            "XADD s 1-1 a 1",
+            "XADD s 1-0 a 1",
+            "XADD s 0-0 a 1",
+            "XADD s2 0-0 a 1",
+            "XADD s 1-* b 2",
+            "XADD s 5-* b 2",
+            "XADD s 5-* b 2 c 3",
+            "XADD s 5 a 1",
+            "XADD s 7-x a 1",
+            "XADD s -1 a 1",
+            "XADD s 18446744073709551615-18446744073709551614 a 1",
+            "XADD s 18446744073709551615-* a 1",
+            "XADD s 18446744073709551615-* a 1",
+            "XADD s * a 1",
+            "XLEN s",
+            "XADD s2 10-1 a",
+            "XADD s2 10-1 a 1 b",
+            "XADD s2 NOMKSTREAM 10-1 a 1",
+            "EXISTS s2",
+            "XADD s2 MAXLEN",
+            "XADD s2 MAXLEN -1 10-1 a 1",
+            "XADD s2 MAXLEN x 10-1 a 1",
+            "XADD s2 MAXLEN 5 MINID 3 10-1 a 1",
+            "XADD s2 LIMIT 5 10-1 a 1",
+            "XADD s2 MAXLEN 5 LIMIT 5 10-1 a 1",
+            "XADD s2 MAXLEN ~ 5 LIMIT -1 10-1 a 1",
+            "XADD s2 MINID ~ - 10-1 a 1",
+            "XADD s2 MAXLEN = 1 10-1 a 1",
+            "XADD s2 MAXLEN = 1 10-2 a 1",
+            "XADD s2 MAXLEN 1 10-3 a 1 b 2",
+            "XRANGE s2 - +",
+            "XADD s2 MINID 10-3 10-4 a 1",
+            "XRANGE s2 - +",
+            "XADD s2 MINID = 10-5 10-5 x y",
+            "XLEN s2",
+            "XADD s2 MAXLEN ~ 1 LIMIT 10 10-6 x y",
+            "XLEN s2",
+            "SET str x",
+            "XADD str 1-1 a 1",
+            "XLEN str",
+            "XLEN nosuch",
+            "TYPE s2",
+            "OBJECT ENCODING s2",
+            "XADD s3 1-1 f 12 g -5 h 9999999999 i 3.5",
+            "XRANGE s3 - +",
+        ],
+    );
+}
+
+#[test]
+fn xrange_xrevrange_xdel_xtrim_match_redis() {
+    let mut p = Pair::new();
+    for i in 1..=250 {
+        let id = format!("{}-{}", i / 3, i % 3);
+        let v = i.to_string();
+        if i % 5 == 0 {
+            p.same(&["XADD", "s", &id, "other", &v]);
+        } else {
+            p.same(&["XADD", "s", &id, "a", &v, "b", "x"]);
+        }
+    }
+    lines(
+        &mut p,
+        &[
+            "XRANGE s - + COUNT 3",
+            "XRANGE s 10 12",
+            "XRANGE s (10-0 (12-1",
+            "XRANGE s 10-1 10-1",
+            "XREVRANGE s + - COUNT 4",
+            "XREVRANGE s 20 (18",
+            "XRANGE s - + COUNT 0",
+            "XRANGE s - + COUNT -1",
+            "XRANGE s - + COUNT",
+            "XRANGE s - + FOO 1",
+            "XRANGE s (- +",
+            "XRANGE s ( +",
+            "XRANGE s (18446744073709551615-18446744073709551615 +",
+            "XRANGE s - (0-0",
+            "XRANGE s abc +",
+            "XRANGE s 5 3",
+            "XRANGE nosuch - +",
+            "XDEL s 1-1 1-2 1-2 99-9",
+            "XDEL s x",
+            "XDEL nosuch 1-1",
+            "XRANGE s 0 2",
+            "XTRIM s MAXLEN ~ 200",
+            "XLEN s",
+            "XTRIM s MAXLEN ~ 150",
+            "XLEN s",
+            "XTRIM s MAXLEN 140",
+            "XRANGE s - + COUNT 2",
+            "XTRIM s MINID 60",
+            "XRANGE s - + COUNT 2",
+            "XTRIM s MINID ~ 70 LIMIT 1",
+            "XTRIM s MINID ~ 70 LIMIT 0",
+            "XTRIM s",
+            "XTRIM s FOO",
+            "XTRIM s MAXLEN 1 LIMIT 5",
+            "XTRIM nosuch MAXLEN 1",
+            "XTRIM s MAXLEN 0",
+            "XLEN s",
+            "EXISTS s",
+            "XRANGE s - +",
+        ],
+    );
+}
+
+#[test]
+fn groups_readgroup_ack_pending_match_redis() {
+    let mut p = Pair::new();
+    lines(
+        &mut p,
+        &[
+            "XGROUP CREATE s g $",
+            "XGROUP CREATE s g $ MKSTREAM",
+            "XGROUP CREATE s g $ MKSTREAM",
+            "XGROUP CREATE s g2 0 ENTRIESREAD -2",
+            "XGROUP CREATE s g2 0 ENTRIESREAD 0",
+            "XGROUP CREATE s g3 0 FOO",
+            "XGROUP CREATE s g4 bad",
+            "XGROUP SETID s nog 0",
+            "XGROUP SETID s g2 $ ENTRIESREAD 5",
+            "XGROUP FOO s g",
+            "XGROUP CREATECONSUMER s g alice",
+            "XGROUP CREATECONSUMER s g alice",
+            "XGROUP CREATECONSUMER s nog alice",
+            "XADD s 1-0 f 1",
+            "XADD s 2-0 f 2",
+            "XADD s 3-0 f 3",
+            "XADD s 4-0 f 4",
+            "XREADGROUP GROUP g bob COUNT 2 STREAMS s >",
+            "XREADGROUP GROUP g alice STREAMS s >",
+            "XREADGROUP GROUP g alice STREAMS s >",
+            "XREADGROUP GROUP g bob STREAMS s 0",
+            "XREADGROUP GROUP g bob COUNT 1 STREAMS s 0",
+            "XREADGROUP GROUP g bob STREAMS s $",
+            "XREADGROUP GROUP nog bob STREAMS s >",
+            "XREADGROUP GROUP g bob STREAMS nosuch >",
+            "XREADGROUP GROUP g bob STREAMS s",
+            "XREADGROUP GROUP g bob STREAMS s > >",
+            "XREADGROUP STREAMS s >",
+            "XREADGROUP GROUP g bob FOO STREAMS s >",
+            "XREAD GROUP g bob STREAMS s >",
+            "XREAD NOACK STREAMS s 0",
+            "XREAD STREAMS s >",
+            "XREAD STREAMS s 0 COUNT 1",
+            "XREAD COUNT 2 STREAMS s 0",
+            "XREAD STREAMS s nosuch 2 0",
+            "XREAD STREAMS s $",
+            "XPENDING s g",
+            "XPENDING s g - + 10 bob",
+            "XPENDING s g - + 10 nobody",
+            "XPENDING s g IDLE 0 - + 10",
+            "XPENDING s g - + x",
+            "XPENDING s g - +",
+            "XPENDING s nog",
+            "XPENDING nosuch g",
+            "XACK s g 1-0 1-0 9-9",
+            "XACK s g x",
+            "XACK s nog 1-0",
+            "XACK nosuch g 1-0",
+            "XPENDING s g",
+            "XGROUP DELCONSUMER s g alice",
+            "XGROUP DELCONSUMER s g alice",
+            "XPENDING s g",
+            "XADD s 5-0 f 5",
+            "XREADGROUP GROUP g carol NOACK STREAMS s >",
+            "XPENDING s g",
+            "XDEL s 2-0",
+            "XREADGROUP GROUP g bob STREAMS s 0",
+            "XINFO GROUPS s",
+            "XGROUP DESTROY s g2",
+            "XGROUP DESTROY s g2",
+            "XINFO GROUPS s",
+            "XINFO GROUPS nosuch",
+            "XINFO CONSUMERS s nog",
+            "XINFO FOO s",
+            "XINFO HELP",
+            "XGROUP HELP",
+            "XINFO STREAM s FULL COUNT",
+            "XINFO STREAM s FOO",
+            "XSETID s 1-0",
+            "XSETID s 10-0 ENTRIESADDED 1",
+            "XSETID s 10-0 ENTRIESADDED -1",
+            "XSETID s 10-0 MAXDELETEDID 11-0",
+            "XSETID s 10-0 ENTRIESADDED 20 MAXDELETEDID 3-0",
+            "XSETID s 10-0 FOO",
+            "XSETID nosuch 10-0",
+            "XINFO GROUPS s",
+        ],
+    );
+    // Time-dependent fields: compare shapes.
+    p.same_shape(&["XINFO", "STREAM", "s"]);
+    p.same_shape(&["XINFO", "STREAM", "s", "FULL"]);
+    p.same_shape(&["XINFO", "CONSUMERS", "s", "g"]);
+}
+
+#[test]
+fn xclaim_and_xautoclaim_match_redis() {
+    let mut p = Pair::new();
+    lines(
+        &mut p,
+        &[
+            "XGROUP CREATE s g 0 MKSTREAM",
+            "XADD s 1-0 f 1",
+            "XADD s 2-0 f 2",
+            "XADD s 3-0 f 3",
+            "XADD s 4-0 f 4",
+            "XREADGROUP GROUP g w1 STREAMS s >",
+            "XCLAIM s g w2 0 1-0 2-0 JUSTID",
+            "XCLAIM s g w2 0 3-0",
+            "XCLAIM s g w2 100000 4-0",
+            "XCLAIM s g w2 0 9-0",
+            "XCLAIM s g w2 0 9-0 FORCE",
+            "XCLAIM s g w2 x 1-0",
+            "XCLAIM s g w2 0 1-0 IDLE x",
+            "XCLAIM s g w2 0 1-0 TIME x",
+            "XCLAIM s g w2 0 1-0 RETRYCOUNT x",
+            "XCLAIM s g w2 0 1-0 LASTID x",
+            "XCLAIM s g w2 0 1-0 BOGUS",
+            "XCLAIM s nog w2 0 1-0",
+            "XCLAIM s g w3 0 1-0 RETRYCOUNT 7 JUSTID",
+            "XPENDING s g - + 10 w3",
+            "XDEL s 2-0",
+            "XCLAIM s g w3 0 2-0",
+            "XPENDING s g",
+            "XAUTOCLAIM s g w4 0 0 COUNT 1",
+            "XAUTOCLAIM s g w4 0 0 COUNT 0",
+            "XAUTOCLAIM s g w4 0 0 COUNT x",
+            "XAUTOCLAIM s g w4 0 0 BOGUS",
+            "XAUTOCLAIM s g w4 x 0",
+            "XAUTOCLAIM s g w4 0 (18446744073709551615-18446744073709551615",
+            "XAUTOCLAIM s nog w4 0 0",
+            "XAUTOCLAIM nosuch g w4 0 0",
+            "XDEL s 3-0",
+            "XAUTOCLAIM s g w4 0 0 JUSTID",
+            "XAUTOCLAIM s g w4 1000000 0",
+            "XPENDING s g",
+            "XCLAIM s g w2 0 4-0 LASTID 100-0 JUSTID",
+            "XINFO GROUPS s",
+        ],
+    );
+    p.same_shape(&["XPENDING", "s", "g", "-", "+", "10"]);
+}
+
+#[test]
+fn lag_and_entries_read_match_redis() {
+    let mut p = Pair::new();
+    lines(
+        &mut p,
+        &[
+            "XADD s 1-0 a 1",
+            "XADD s 2-0 a 1",
+            "XADD s 3-0 a 1",
+            "XGROUP CREATE s g 0",
+            "XGROUP CREATE s g1 1-0",
+            "XGROUP CREATE s g3 $",
+            "XINFO GROUPS s",
+            "XREADGROUP GROUP g c COUNT 1 STREAMS s >",
+            "XINFO GROUPS s",
+            "XDEL s 2-0",
+            "XINFO GROUPS s",
+            "XREADGROUP GROUP g c STREAMS s >",
+            "XINFO GROUPS s",
+            "XADD s 4-0 a 1",
+            "XTRIM s MAXLEN 1",
+            "XINFO GROUPS s",
+            "XGROUP SETID s g1 0 ENTRIESREAD 0",
+            "XINFO GROUPS s",
+        ],
+    );
+}
+
+#[test]
+fn resp3_replies_match_redis() {
+    let mut p = Pair::new();
+    p.same_shape(&["HELLO", "3"]);
+    lines(
+        &mut p,
+        &[
+            "XADD s 1-0 a 1",
+            "XGROUP CREATE s g 0",
+            "XREAD STREAMS s 0",
+            "XREADGROUP GROUP g c STREAMS s >",
+            "XREAD STREAMS s 5",
+            "XINFO GROUPS s",
+            "XRANGE s - + COUNT 0",
+            "XPENDING s g",
+        ],
+    );
+}
+
+/// Worker crash: w1 reads entries and disappears without XACK; w2 finds them
+/// with XPENDING and takes them over with XCLAIM / XAUTOCLAIM. Every entry
+/// ends up acknowledged exactly once, none is handed to two consumers
+/// without a claim, none is lost.
+#[test]
+fn crashed_worker_entries_are_claimed_not_lost() {
+    let p = Pair::new();
+    let port = p.cairn.port;
+    let mut admin = Raw::connect(port);
+    admin.cmd(&["XGROUP", "CREATE", "jobs", "workers", "$", "MKSTREAM"]);
+    for i in 0..10 {
+        admin.cmd(&["XADD", "jobs", "*", "job", &i.to_string()]);
+    }
+    let read_ids = |r: &Resp| -> Vec<String> {
+        let mut v = Vec::new();
+        if let Resp::Array(streams) = r {
+            for s in streams {
+                if let Resp::Array(kv) = s {
+                    if let Resp::Array(entries) = &kv[1] {
+                        for e in entries {
+                            if let Resp::Array(pair) = e {
+                                v.push(pair[0].bulk_text());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        v
+    };
+    let crashed: Vec<String> = {
+        let mut w1 = Raw::connect(port);
+        let r = w1.cmd(&[
+            "XREADGROUP",
+            "GROUP",
+            "workers",
+            "w1",
+            "COUNT",
+            "4",
+            "STREAMS",
+            "jobs",
+            ">",
+        ]);
+        read_ids(&r)
+        // w1's connection drops here without acknowledging anything.
+    };
+    assert_eq!(crashed.len(), 4);
+    let mut w2 = Raw::connect(port);
+    // New reads never hand w1's entries to w2.
+    let r = w2.cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "w2",
+        "STREAMS",
+        "jobs",
+        ">",
+    ]);
+    let fresh = read_ids(&r);
+    assert_eq!(fresh.len(), 6);
+    assert!(fresh.iter().all(|id| !crashed.contains(id)));
+    for id in &fresh {
+        assert_eq!(w2.cmd(&["XACK", "jobs", "workers", id]).int(), 1);
+    }
+    // XPENDING shows exactly w1's entries, owned by w1.
+    let pending = w2.cmd(&["XPENDING", "jobs", "workers"]);
+    assert_eq!(
+        pending.render(),
+        format!(
+            "[:4, \"{}\", \"{}\", [[\"w1\", \"4\"]]]",
+            crashed[0], crashed[3]
+        )
+    );
+    std::thread::sleep(Duration::from_millis(30));
+    // Claim two with XCLAIM (idle >= 20ms), the rest with XAUTOCLAIM.
+    let r = w2.cmd(&[
+        "XCLAIM",
+        "jobs",
+        "workers",
+        "w2",
+        "20",
+        &crashed[0],
+        &crashed[1],
+        "JUSTID",
+    ]);
+    assert_eq!(
+        r.render(),
+        format!("[\"{}\", \"{}\"]", crashed[0], crashed[1])
+    );
+    // A second claim with a high idle threshold takes nothing: no double hand-out.
+    let r = w2.cmd(&["XCLAIM", "jobs", "workers", "w3", "100000", &crashed[0]]);
+    assert_eq!(r.render(), "[]");
+    let r = w2.cmd(&["XAUTOCLAIM", "jobs", "workers", "w2", "20", "0"]);
+    let Resp::Array(parts) = &r else {
+        panic!("{}", r.render())
+    };
+    assert_eq!(parts[0].bulk_text(), "0-0");
+    let Resp::Array(claimed) = &parts[1] else {
+        panic!()
+    };
+    let claimed: Vec<String> = claimed
+        .iter()
+        .map(|e| match e {
+            Resp::Array(pair) => pair[0].bulk_text(),
+            _ => panic!(),
+        })
+        .collect();
+    assert_eq!(claimed, crashed[2..].to_vec());
+    for id in &crashed {
+        assert_eq!(w2.cmd(&["XACK", "jobs", "workers", id]).int(), 1);
+    }
+    assert_eq!(
+        w2.cmd(&["XPENDING", "jobs", "workers"]).render(),
+        "[:0, nil, nil, nil*]"
+    );
+    let info = w2.cmd(&["XINFO", "GROUPS", "jobs"]).render();
+    assert!(info.contains("\"lag\", :0"), "{info}");
+}
+
+#[test]
+fn xread_block_is_woken_by_xadd_from_another_client() {
+    let p = Pair::new();
+    let port = p.cairn.port;
+    let mut reader = Raw::connect(port);
+    let mut reader2 = Raw::connect(port);
+    let mut writer = Raw::connect(port);
+    writer.cmd(&["XADD", "s", "1-0", "a", "1"]);
+    reader.send(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]);
+    reader2.send(&["XREAD", "BLOCK", "5000", "STREAMS", "s", "$"]);
+    std::thread::sleep(Duration::from_millis(100));
+    writer.cmd(&["XADD", "s", "2-0", "b", "2"]);
+    let want = "[[\"s\", [[\"2-0\", [\"b\", \"2\"]]]]]";
+    assert_eq!(reader.read().render(), want);
+    assert_eq!(reader2.read().render(), want);
+    // Timeout: a null array after about the timeout.
+    let t = Instant::now();
+    assert_eq!(
+        reader
+            .cmd(&["XREAD", "BLOCK", "150", "STREAMS", "s", "$"])
+            .render(),
+        "nil*"
+    );
+    assert!(t.elapsed() >= Duration::from_millis(140));
+    // Inside MULTI it does not block.
+    reader.cmd(&["MULTI"]);
+    reader.cmd(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]);
+    assert_eq!(reader.cmd(&["EXEC"]).render(), "[nil*]");
+    assert_eq!(
+        reader
+            .cmd(&["XREAD", "BLOCK", "-1", "STREAMS", "s", "$"])
+            .render(),
+        "-ERR timeout is negative"
+    );
+}
+
+#[test]
+fn xreadgroup_block_serves_each_entry_once_in_arrival_order() {
+    let p = Pair::new();
+    let port = p.cairn.port;
+    let mut w1 = Raw::connect(port);
+    let mut w2 = Raw::connect(port);
+    let mut writer = Raw::connect(port);
+    writer.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+    w1.send(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "w1",
+        "BLOCK",
+        "0",
+        "COUNT",
+        "1",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
+    std::thread::sleep(Duration::from_millis(50));
+    w2.send(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "w2",
+        "BLOCK",
+        "0",
+        "COUNT",
+        "1",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
+    std::thread::sleep(Duration::from_millis(50));
+    writer.cmd(&["XADD", "s", "1-0", "a", "1"]);
+    assert_eq!(w1.read().render(), "[[\"s\", [[\"1-0\", [\"a\", \"1\"]]]]]");
+    writer.cmd(&["XADD", "s", "2-0", "a", "2"]);
+    assert_eq!(w2.read().render(), "[[\"s\", [[\"2-0\", [\"a\", \"2\"]]]]]");
+    let pending = writer.cmd(&["XPENDING", "s", "g"]).render();
+    assert_eq!(
+        pending,
+        "[:2, \"1-0\", \"2-0\", [[\"w1\", \"1\"], [\"w2\", \"1\"]]]"
+    );
+}
+
+#[test]
+fn blocked_xreadgroup_sees_group_or_key_deletion() {
+    let p = Pair::new();
+    let port = p.cairn.port;
+    let mut w = Raw::connect(port);
+    let mut admin = Raw::connect(port);
+    admin.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+    w.send(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "w",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
+    std::thread::sleep(Duration::from_millis(100));
+    admin.cmd(&["XGROUP", "DESTROY", "s", "g"]);
+    assert_eq!(
+        w.read().render(),
+        "-NOGROUP the consumer group this client was blocked on no longer exists"
+    );
+    admin.cmd(&["XGROUP", "CREATE", "s", "g", "$"]);
+    w.send(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "w",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
+    std::thread::sleep(Duration::from_millis(100));
+    admin.cmd(&["DEL", "s"]);
+    assert_eq!(
+        w.read().render(),
+        "-UNBLOCKED the stream key no longer exists"
+    );
+    // Both match what redis-server replies in the same situations.
+    if let Some(rs) = p.redis.as_ref() {
+        let mut w = Raw::connect(rs.port);
+        let mut admin = Raw::connect(rs.port);
+        admin.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+        w.send(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "w",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "s",
+            ">",
+        ]);
+        std::thread::sleep(Duration::from_millis(100));
+        admin.cmd(&["DEL", "s"]);
+        assert_eq!(
+            w.read().render(),
+            "-UNBLOCKED the stream key no longer exists"
+        );
+    }
+}
+
+#[test]
+fn stream_keyspace_notifications() {
+    let p = Pair::new();
+    let port = p.cairn.port;
+    let mut admin = Raw::connect(port);
+    admin.cmd(&["CONFIG", "SET", "notify-keyspace-events", "Et"]);
+    let mut sub = Raw::connect(port);
+    sub.cmd(&["PSUBSCRIBE", "__keyevent@0__:*"]);
+    for c in [
+        "XADD s 1-0 a 1",
+        "XADD s MAXLEN 0 2-0 a 1",
+        "XGROUP CREATE s g 0",
+        "XGROUP CREATECONSUMER s g c",
+        "XGROUP DELCONSUMER s g c",
+        "XGROUP SETID s g 0",
+        "XSETID s 5-0",
+        "XADD s 6-0 a 1",
+        "XDEL s 6-0",
+        "XGROUP DESTROY s g",
+    ] {
+        let args: Vec<&str> = c.split(' ').collect();
+        admin.cmd(&args);
+    }
+    let mut events = Vec::new();
+    for _ in 0..11 {
+        let Resp::Array(m) = sub.read() else { panic!() };
+        events.push(
+            m[2].bulk_text()
+                .trim_start_matches("__keyevent@0__:")
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        events,
+        [
+            "xadd",
+            "xadd",
+            "xtrim",
+            "xgroup-create",
+            "xgroup-createconsumer",
+            "xgroup-delconsumer",
+            "xgroup-setid",
+            "xsetid",
+            "xadd",
+            "xdel",
+            "xgroup-destroy"
+        ]
+    );
+}
