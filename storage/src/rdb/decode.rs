@@ -485,7 +485,7 @@ fn parse_inner(buf: &[u8], db_count: usize) -> Result<Snapshot, RdbError> {
 
 /// A millisecond time as Redis saves it (8 bytes, little endian).
 fn ms_time(r: &mut Reader<'_>) -> Result<u64, RdbError> {
-    Ok(r.le_u64()?)
+    r.le_u64()
 }
 
 fn raw_id(r: &mut Reader<'_>) -> Result<StreamId, RdbError> {
