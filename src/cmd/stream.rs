@@ -1416,6 +1416,10 @@ fn xpending(c: &mut Ctx, a: &Argv) {
         }
         return;
     }
+    if start > end {
+        // (A consumer filter naming no consumer still replies an empty array.)
+        return out.array(0);
+    }
     let ids: Box<dyn Iterator<Item = StreamId>> = match consumer {
         Some(name) => match g.consumers.get(name) {
             None => return out.array(0),
@@ -1423,9 +1427,6 @@ fn xpending(c: &mut Ctx, a: &Argv) {
         },
         None => Box::new(g.pel.range(start..=end).map(|(k, _)| *k)),
     };
-    if start > end {
-        return out.array(0);
-    }
     let mark = out.buf.len();
     let mut n = 0;
     for id in ids {
