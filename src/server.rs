@@ -771,7 +771,15 @@ impl Connection<'_> {
             }
         }
         if !self.out.buf.is_empty() {
-            self.sock.write_all(&self.out.buf).await?;
+            // A client that stops reading blocks this write; CLIENT KILL and
+            // the pubsub output limit must still be able to drop it.
+            let handle = client.handle.clone();
+            tokio::select! {
+                r = self.sock.write_all(&self.out.buf) => r?,
+                _ = handle.kill_notify.notified() => {
+                    return Err(std::io::Error::other("client killed"));
+                }
+            }
             self.srv
                 .stats
                 .net_output_bytes

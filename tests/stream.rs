@@ -893,3 +893,42 @@ fn redis_replays_cairns_stream_aof() {
         );
     }
 }
+
+/// client-output-buffer-limit pubsub: a subscriber that stops reading is
+/// disconnected once its queued messages pass the hard limit, instead of
+/// growing the server's memory.
+#[test]
+fn slow_subscriber_is_disconnected_past_the_hard_limit() {
+    let s = common::Server::cairn(&[]);
+    let mut admin = Raw::connect(s.port);
+    assert_eq!(
+        admin
+            .cmd(&[
+                "CONFIG",
+                "SET",
+                "client-output-buffer-limit",
+                "pubsub 1mb 0 0"
+            ])
+            .render(),
+        "+OK"
+    );
+    let mut sub = Raw::connect(s.port);
+    sub.cmd(&["SUBSCRIBE", "ch"]);
+    // The subscriber never reads again.
+    let big = "x".repeat(256 * 1024);
+    let t = Instant::now();
+    loop {
+        admin.cmd(&["PUBLISH", "ch", &big]);
+        let n = admin.cmd(&["PUBSUB", "NUMSUB", "ch"]).render();
+        if n == "[\"ch\", :0]" {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "never disconnected: {n}"
+        );
+    }
+    // Well under what was published (socket buffers aside).
+    let info = admin.cmd(&["INFO", "memory"]).bulk_text();
+    assert!(info.contains("used_memory"), "{info}");
+}
