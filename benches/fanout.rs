@@ -19,11 +19,7 @@ fn main() {
     let port: u16 = args.first().and_then(|p| p.parse().ok()).expect("PORT");
     let subs: usize = args.get(1).and_then(|p| p.parse().ok()).unwrap_or(100);
     let messages: usize = args.get(2).and_then(|p| p.parse().ok()).unwrap_or(20_000);
-    let frame_len = format!(
-        "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n${}\r\n",
-        PAYLOAD.len()
-    )
-    .len()
+    let frame_len = format!("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n${}\r\n", PAYLOAD.len()).len()
         + PAYLOAD.len()
         + 2;
     let ready = Arc::new(Barrier::new(subs + 1));
@@ -32,7 +28,8 @@ fn main() {
         let ready = ready.clone();
         handles.push(std::thread::spawn(move || {
             let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-            s.write_all(b"*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nch\r\n").unwrap();
+            s.write_all(b"*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nch\r\n")
+                .unwrap();
             let confirm = b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n".len();
             let mut buf = vec![0u8; 64 * 1024];
             let mut got = 0;
