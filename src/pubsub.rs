@@ -82,13 +82,20 @@ impl PubSub {
             .get(channel)
             .cloned()
             .unwrap_or_default();
+        // The frame is the same for every subscriber of a protocol: build it
+        // once per protocol and share it.
+        let mut frames: [Option<Bytes>; 2] = [None, None];
         for s in subs {
-            let mut r = Reply::new_small(s.resp3.load(Ordering::Relaxed));
-            r.push(3);
-            r.bulk(b"message");
-            r.bulk(channel);
-            r.bulk(message);
-            self.deliver(&s, r.buf);
+            let resp3 = s.resp3.load(Ordering::Relaxed);
+            let frame = frames[resp3 as usize].get_or_insert_with(|| {
+                let mut r = Reply::new_small(resp3);
+                r.push(3);
+                r.bulk(b"message");
+                r.bulk(channel);
+                r.bulk(message);
+                Bytes::from(r.buf)
+            });
+            self.deliver(&s, frame.clone());
             n += 1;
         }
         let pats: Vec<(Vec<u8>, Arc<ClientHandle>)> = self
@@ -105,13 +112,13 @@ impl PubSub {
             r.bulk(&p);
             r.bulk(channel);
             r.bulk(message);
-            self.deliver(&s, r.buf);
+            self.deliver(&s, Bytes::from(r.buf));
             n += 1;
         }
         n
     }
 
-    fn deliver(&self, client: &ClientHandle, frame: Vec<u8>) {
+    fn deliver(&self, client: &ClientHandle, frame: Bytes) {
         let len = frame.len();
         let pending = client.push_pending.fetch_add(len, Ordering::AcqRel) + len;
         let [hard, soft, soft_secs] = [0, 1, 2].map(|i| self.limits[i].load(Ordering::Relaxed));
@@ -138,7 +145,7 @@ impl PubSub {
             client.kill();
             return;
         }
-        let _ = client.push_tx.send(Bytes::from(frame));
+        let _ = client.push_tx.send(frame);
     }
 
     /// Forgets every subscription of a disconnecting client.

@@ -156,6 +156,81 @@ pub fn populate(con: &mut Connection) {
         .arg(0)
         .query(con)
         .unwrap();
+    populate_streams(con);
+}
+
+/// Streams: a large one (several nodes, differing field sets, a deletion)
+/// with two groups holding pending entries, an empty one with a group, and
+/// one with a deleted-then-trimmed history.
+fn populate_streams(con: &mut Connection) {
+    for i in 1..=260u32 {
+        let id = format!("{}-{}", 1000 + i / 4, i % 4);
+        let v = i.to_string();
+        let mut args: Vec<&[u8]> = vec![b"XADD", b"x:big", id.as_bytes(), b"f", v.as_bytes()];
+        if i % 9 == 0 {
+            args.extend_from_slice(&[b"extra", b"field with spaces"]);
+        }
+        let _: String = q(con, &args);
+    }
+    for cmd in [
+        "XDEL x:big 1010-2 1020-0",
+        "XGROUP CREATE x:big g1 0",
+        "XGROUP CREATE x:big g2 1030-0 ENTRIESREAD 120",
+        "XGROUP CREATECONSUMER x:big g2 idle-one",
+    ] {
+        let args: Vec<&[u8]> = cmd.split(' ').map(|a| a.as_bytes()).collect();
+        let _: redis::Value = q(con, &args);
+    }
+    let _: redis::Value = q(
+        con,
+        &[
+            b"XREADGROUP",
+            b"GROUP",
+            b"g1",
+            b"alice",
+            b"COUNT",
+            b"5",
+            b"STREAMS",
+            b"x:big",
+            b">",
+        ],
+    );
+    let _: redis::Value = q(
+        con,
+        &[
+            b"XREADGROUP",
+            b"GROUP",
+            b"g1",
+            b"bob",
+            b"COUNT",
+            b"3",
+            b"STREAMS",
+            b"x:big",
+            b">",
+        ],
+    );
+    let _: redis::Value = q(
+        con,
+        &[
+            b"XREADGROUP",
+            b"GROUP",
+            b"g2",
+            b"carol",
+            b"COUNT",
+            b"2",
+            b"STREAMS",
+            b"x:big",
+            b">",
+        ],
+    );
+    let _: redis::Value = q(con, &[b"XACK", b"x:big", b"g1", b"1000-2"]);
+    let _: redis::Value = q(
+        con,
+        &[b"XGROUP", b"CREATE", b"x:empty", b"g", b"$", b"MKSTREAM"],
+    );
+    let _: redis::Value = q(con, &[b"XADD", b"x:trimmed", b"5-1", b"a", b"1"]);
+    let _: redis::Value = q(con, &[b"XADD", b"x:trimmed", b"6-1", b"b", b"-12"]);
+    let _: redis::Value = q(con, &[b"XDEL", b"x:trimmed", b"6-1"]);
 }
 
 /// Reads one key's contents with the type commands of a real Redis.
@@ -178,6 +253,12 @@ fn read_value(con: &mut Connection, key: &[u8], ty: &str) -> Vec<Vec<u8>> {
             pairs
         }
         "zset" => q(con, &[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"]),
+        // Everything a stream holds: entries, metadata, groups, PELs and
+        // consumers (with their times, which the file carries).
+        "stream" => {
+            let full: redis::Value = q(con, &[b"XINFO", b"STREAM", key, b"FULL", b"COUNT", b"0"]);
+            vec![format!("{full:?}").into_bytes()]
+        }
         other => panic!("unexpected type {other}"),
     }
 }

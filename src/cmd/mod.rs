@@ -32,6 +32,7 @@ pub mod persistence;
 pub mod pubsub;
 pub mod server;
 pub mod set;
+pub mod stream;
 pub mod strings;
 pub mod zset;
 
@@ -208,6 +209,7 @@ impl Table {
             list::COMMANDS,
             set::COMMANDS,
             zset::COMMANDS,
+            stream::COMMANDS,
             pubsub::COMMANDS,
             aof::COMMANDS,
             persistence::COMMANDS,
@@ -314,6 +316,9 @@ pub struct Ctx<'a> {
     /// What to log instead of the command itself (deterministic forms such as
     /// PEXPIREAT for EXPIRE), with the database of each record.
     pub propagated: Vec<(usize, OwnedArgv)>,
+    /// Set by commands that log their effects only through `propagate`
+    /// (Redis's preventCommandPropagation), even when they log nothing.
+    pub no_propagate: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -337,6 +342,7 @@ impl<'a> Ctx<'a> {
             notifications: Vec::new(),
             in_exec: false,
             propagated: Vec::new(),
+            no_propagate: false,
         }
     }
 
@@ -641,12 +647,14 @@ pub fn finish(ctx: Ctx, argv: &Argv) {
         mut notifications,
         propagated,
         in_exec,
+        no_propagate,
         ..
     } = ctx;
     // Log the command's effects while its shards are still held, so the log
     // order of commands on the same keys is their execution order.
     if srv.persistence.aof_on() {
-        let logs_self = dirty > 0 && cmd.has(WRITE) && propagated.is_empty() && !in_exec;
+        let logs_self =
+            dirty > 0 && cmd.has(WRITE) && propagated.is_empty() && !in_exec && !no_propagate;
         let wait = if logs_self || !propagated.is_empty() || !ks.expired.is_empty() {
             let db = client.db;
             let expired = &ks.expired;

@@ -172,12 +172,14 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
                 continue;
             }
             let (dirty_before, logged_before) = (ctx.dirty, ctx.propagated.len());
+            ctx.no_propagate = false;
             (cmd.handler)(&mut ctx, &a);
             // Each command of the transaction is logged in its own form;
             // finish() wraps them in MULTI/EXEC.
             if ctx.dirty > dirty_before
                 && cmd.has(WRITE)
                 && ctx.propagated.len() == logged_before
+                && !ctx.no_propagate
                 && srv.persistence.aof_on()
             {
                 ctx.propagated.push((ctx.client.db, argv.clone()));

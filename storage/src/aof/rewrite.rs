@@ -14,6 +14,7 @@ use super::encode_command;
 use crate::fs::FsFile;
 use crate::keyspace::{Entry, Key};
 use crate::snapshot::SnapshotSink;
+use crate::types::stream::{Stream, StreamId};
 use crate::value::{format_double, Value};
 
 /// Elements per command when a collection is rebuilt (Redis uses 64 too).
@@ -56,15 +57,105 @@ pub fn encode_entry(out: &mut Vec<u8>, key: &[u8], entry: &Entry) {
             });
             chunks(out, b"ZADD", key, items, 2);
         }
-        Value::Stream(_) => {
-            // Streams are not stored yet (placeholder type): nothing to rebuild.
-        }
+        Value::Stream(st) => encode_stream(out, key, st),
     }
     if let Some(at) = entry.expire_at_ms() {
         encode_command(
             out,
             &[b"PEXPIREAT".as_slice(), key, at.to_string().as_bytes()],
         );
+    }
+}
+
+/// The commands Redis's rewriteStreamObject emits: every entry as XADD with
+/// its ID (an empty stream as an XADD trimmed away), XSETID with the
+/// metadata, each group with XGROUP CREATE ... ENTRIESREAD, its pending
+/// entries as XCLAIM ... TIME/RETRYCOUNT JUSTID FORCE, and consumers without
+/// pending entries as XGROUP CREATECONSUMER.
+fn encode_stream(out: &mut Vec<u8>, key: &[u8], st: &Stream) {
+    if st.is_empty() {
+        encode_command(
+            out,
+            &[b"XADD".as_slice(), key, b"MAXLEN", b"0", b"0-1", b"x", b"y"],
+        );
+    } else {
+        st.range(StreamId::MIN, StreamId::MAX, false, |id, fields| {
+            let idb = id.to_bytes();
+            let owned: Vec<(Vec<u8>, Vec<u8>)> = fields
+                .iter()
+                .map(|(f, v)| (f.to_bytes(), v.to_bytes()))
+                .collect();
+            let mut args: Vec<&[u8]> = vec![b"XADD", key, &idb];
+            for (f, v) in &owned {
+                args.push(f);
+                args.push(v);
+            }
+            encode_command(out, &args);
+            true
+        });
+    }
+    let last = st.last_id.to_bytes();
+    let added = st.entries_added.to_string();
+    let maxdel = st.max_deleted_id.to_bytes();
+    encode_command(
+        out,
+        &[
+            b"XSETID".as_slice(),
+            key,
+            &last,
+            b"ENTRIESADDED",
+            added.as_bytes(),
+            b"MAXDELETEDID",
+            &maxdel,
+        ],
+    );
+    for (name, g) in &st.groups {
+        let gid = g.last_id.to_bytes();
+        let read = g.entries_read.to_string();
+        encode_command(
+            out,
+            &[
+                b"XGROUP".as_slice(),
+                b"CREATE",
+                key,
+                name,
+                &gid,
+                b"ENTRIESREAD",
+                read.as_bytes(),
+            ],
+        );
+        for (cname, c) in &g.consumers {
+            if c.pel.is_empty() {
+                encode_command(
+                    out,
+                    &[b"XGROUP".as_slice(), b"CREATECONSUMER", key, name, cname],
+                );
+                continue;
+            }
+            for id in &c.pel {
+                let Some(nack) = g.pel.get(id) else { continue };
+                let idb = id.to_bytes();
+                let time = nack.delivery_time.to_string();
+                let count = nack.delivery_count.to_string();
+                encode_command(
+                    out,
+                    &[
+                        b"XCLAIM".as_slice(),
+                        key,
+                        name,
+                        cname,
+                        b"0",
+                        &idb,
+                        b"TIME",
+                        time.as_bytes(),
+                        b"RETRYCOUNT",
+                        count.as_bytes(),
+                        b"JUSTID",
+                        b"FORCE",
+                    ],
+                );
+            }
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use super::compact::{intset_members, listpack_entries, ziplist_entries, zipmap_pairs, Elem};
 use super::*;
 use crate::crc64::crc64;
+use crate::types::stream::{Consumer, Group, Nack, Stream, StreamId};
 use crate::types::{hash::Hash, list::List, set::Set, zset::ZSet};
 use crate::value::Value;
 
@@ -330,10 +331,8 @@ pub(super) fn read_value(
             Value::ZSet(Box::new(z))
         }
         TYPE_STREAM_LISTPACKS | TYPE_STREAM_LISTPACKS_2 | TYPE_STREAM_LISTPACKS_3 => {
-            return Err(r.err(
-                type_at,
-                format!("RDB type {ty} (stream) is not supported by Cairn yet"),
-            ))
+            // Streams are kept even when empty, unlike other collections.
+            return read_stream(r, ty).map(|s| Some(Value::Stream(Box::new(s))));
         }
         TYPE_MODULE | TYPE_MODULE_2 => {
             return Err(r.err(
@@ -505,4 +504,119 @@ fn parse_inner(
     }
     snap.len = r.pos;
     Ok(snap)
+}
+
+/// A millisecond time as Redis saves it (8 bytes, little endian).
+fn ms_time(r: &mut Reader<'_>) -> Result<u64, RdbError> {
+    r.le_u64()
+}
+
+fn raw_id(r: &mut Reader<'_>) -> Result<StreamId, RdbError> {
+    let at = r.pos;
+    StreamId::decode(r.take(16)?).ok_or_else(|| r.err(at, "bad stream ID"))
+}
+
+/// RDB stream types 15 (7.0's predecessor), 19 (7.0) and 21 (7.2, with
+/// consumers' active time, which Cairn does not keep).
+fn read_stream(r: &mut Reader<'_>, ty: u8) -> Result<Stream, RdbError> {
+    let mut s = Stream::new();
+    let nodes = r.len()?;
+    for _ in 0..nodes {
+        let k_at = r.pos;
+        let key = r.string()?;
+        let master = StreamId::decode(&key)
+            .ok_or_else(|| r.err(k_at, "stream node key is not a stream ID"))?;
+        let n_at = r.pos;
+        let node = r.string()?.into_owned();
+        s.load_node(master, node)
+            .map_err(|e| r.err(n_at, format!("stream node: {e}")))?;
+    }
+    let len_at = r.pos;
+    s.length = r.len()?;
+    s.last_id = StreamId::new(r.len()?, r.len()?);
+    if ty == TYPE_STREAM_LISTPACKS {
+        s.entries_added = s.length;
+        s.first_id = if s.length > 0 {
+            s.edge_id(false)
+        } else {
+            StreamId::MIN
+        };
+    } else {
+        s.first_id = StreamId::new(r.len()?, r.len()?);
+        s.max_deleted_id = StreamId::new(r.len()?, r.len()?);
+        s.entries_added = r.len()?;
+    }
+    let mut live = 0u64;
+    s.range(StreamId::MIN, StreamId::MAX, false, |_, _| {
+        live += 1;
+        true
+    });
+    if live != s.length {
+        return Err(r.err(len_at, "stream length does not match its entries"));
+    }
+    let groups = r.len()?;
+    for _ in 0..groups {
+        let g_at = r.pos;
+        let name = r.string()?.into_owned();
+        let last_id = StreamId::new(r.len()?, r.len()?);
+        let entries_read = if ty == TYPE_STREAM_LISTPACKS {
+            s.estimate_distance(last_id)
+        } else {
+            r.len()? as i64
+        };
+        let mut g = Group::new(last_id, entries_read);
+        let pel = r.len()?;
+        for _ in 0..pel {
+            let p_at = r.pos;
+            let id = raw_id(r)?;
+            let delivery_time = ms_time(r)?;
+            let delivery_count = r.len()?;
+            let nack = Nack {
+                consumer: Vec::new(),
+                delivery_time,
+                delivery_count,
+            };
+            if g.pel.insert(id, nack).is_some() {
+                return Err(r.err(p_at, "duplicate PEL entry in a consumer group"));
+            }
+        }
+        let consumers = r.len()?;
+        for _ in 0..consumers {
+            let c_at = r.pos;
+            let cname = r.string()?.into_owned();
+            let seen_time = ms_time(r)?;
+            if ty == TYPE_STREAM_LISTPACKS_3 {
+                ms_time(r)?; // active time
+            }
+            let mut c = Consumer {
+                seen_time,
+                ..Default::default()
+            };
+            let n = r.len()?;
+            for _ in 0..n {
+                let p_at = r.pos;
+                let id = raw_id(r)?;
+                match g.pel.get_mut(&id) {
+                    Some(nack) if nack.consumer.is_empty() => nack.consumer = cname.clone(),
+                    _ => {
+                        return Err(r.err(
+                            p_at,
+                            "consumer PEL entry missing from the group PEL or owned twice",
+                        ))
+                    }
+                }
+                c.pel.insert(id);
+            }
+            if g.consumers.insert(cname, c).is_some() {
+                return Err(r.err(c_at, "duplicate stream consumer"));
+            }
+        }
+        if g.pel.values().any(|n| n.consumer.is_empty()) {
+            return Err(r.err(g_at, "group PEL entry without a consumer"));
+        }
+        if s.groups.insert(name, g).is_some() {
+            return Err(r.err(g_at, "duplicate consumer group name"));
+        }
+    }
+    Ok(s)
 }

@@ -6,6 +6,7 @@ use super::compact::ListpackBuilder;
 use super::*;
 use crate::crc64::crc64;
 use crate::keyspace::Locked;
+use crate::types::stream::Stream;
 use crate::value::{parse_i64_strict, Value};
 
 #[derive(Debug, Clone)]
@@ -84,13 +85,6 @@ pub(super) fn put_string(out: &mut Vec<u8>, s: &[u8], compress: bool) {
     out.extend_from_slice(s);
 }
 
-fn unsupported(what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        format!("{what} values cannot be serialized yet"),
-    )
-}
-
 /// Appends the RDB type byte and the serialized value.
 pub(super) fn put_value(out: &mut Vec<u8>, v: &Value, compress: bool) -> io::Result<()> {
     match v {
@@ -147,9 +141,51 @@ pub(super) fn put_value(out: &mut Vec<u8>, v: &Value, compress: bool) -> io::Res
                 out.extend_from_slice(&score.to_le_bytes());
             });
         }
-        Value::Stream(_) => return Err(unsupported("stream")),
+        Value::Stream(st) => {
+            out.push(TYPE_STREAM_LISTPACKS_2);
+            put_stream(out, st, compress);
+        }
     }
     Ok(())
+}
+
+/// RDB_TYPE_STREAM_LISTPACKS_2: the nodes as (master ID, listpack) pairs,
+/// the stream's metadata, then each group with its PEL and consumers.
+fn put_stream(out: &mut Vec<u8>, s: &Stream, compress: bool) {
+    put_len(out, s.node_count() as u64);
+    for (master, node) in s.nodes() {
+        put_string(out, &master.encode(), false);
+        put_string(out, node, compress);
+    }
+    put_len(out, s.len());
+    for id in [s.last_id, s.first_id, s.max_deleted_id] {
+        put_len(out, id.ms);
+        put_len(out, id.seq);
+    }
+    put_len(out, s.entries_added);
+    put_len(out, s.groups.len() as u64);
+    for (name, g) in &s.groups {
+        put_string(out, name, compress);
+        put_len(out, g.last_id.ms);
+        put_len(out, g.last_id.seq);
+        // -1 (unknown) is written as its 64-bit two's complement, as Redis does.
+        put_len(out, g.entries_read as u64);
+        put_len(out, g.pel.len() as u64);
+        for (id, nack) in &g.pel {
+            out.extend_from_slice(&id.encode());
+            out.extend_from_slice(&(nack.delivery_time as i64).to_le_bytes());
+            put_len(out, nack.delivery_count);
+        }
+        put_len(out, g.consumers.len() as u64);
+        for (cname, c) in &g.consumers {
+            put_string(out, cname, compress);
+            out.extend_from_slice(&(c.seen_time as i64).to_le_bytes());
+            put_len(out, c.pel.len() as u64);
+            for id in &c.pel {
+                out.extend_from_slice(&id.encode());
+            }
+        }
+    }
 }
 
 /// A DUMP payload: type, value, RDB version (2 bytes LE), CRC-64 (8 bytes LE).
