@@ -18,7 +18,9 @@ fn get(blob: &[u8], at: usize, n: usize) -> Result<&[u8], String> {
         .ok_or_else(|| format!("entry at blob offset {at} runs past the end"))
 }
 
-fn le_int(b: &[u8]) -> i64 {
+/// A little-endian integer of 1..=8 bytes, sign-extended (ziplist and
+/// listpack integers; streams' listpacks too).
+pub(crate) fn le_int(b: &[u8]) -> i64 {
     // Sign-extend a little-endian integer of 1..=8 bytes.
     let mut v: u64 = 0;
     for (i, &x) in b.iter().enumerate() {
@@ -38,7 +40,7 @@ const LP_EOF: u8 = 0xff;
 const LP_COUNT_UNKNOWN: u16 = u16::MAX;
 
 /// Bytes the backlen of an entry of `len` bytes takes.
-fn lp_backlen_size(len: usize) -> usize {
+pub(crate) fn lp_backlen_size(len: usize) -> usize {
     match len {
         0..=127 => 1,
         128..=16382 => 2,
@@ -48,7 +50,7 @@ fn lp_backlen_size(len: usize) -> usize {
     }
 }
 
-fn lp_encode_backlen(out: &mut Vec<u8>, len: usize) {
+pub(crate) fn lp_encode_backlen(out: &mut Vec<u8>, len: usize) {
     let l = len as u64;
     match lp_backlen_size(len) {
         1 => out.push(l as u8),

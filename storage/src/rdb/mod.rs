@@ -8,7 +8,7 @@
 //!
 //! File handling is confined to [`save_file`] and [`load_file`].
 
-mod compact;
+pub(crate) mod compact;
 mod decode;
 mod encode;
 mod lzf;

@@ -2,6 +2,8 @@
 //! layout Redis uses: the node bytes are what RDB files carry, so saving is a
 //! copy and loading is a validation.
 
+use crate::rdb::compact::{le_int, lp_backlen_size, lp_encode_backlen};
+
 pub const HEADER: usize = 6;
 const EOF: u8 = 0xff;
 const COUNT_UNKNOWN: u16 = u16::MAX;
@@ -43,30 +45,6 @@ pub fn new_lp() -> Vec<u8> {
     lp
 }
 
-fn backlen_size(len: usize) -> usize {
-    match len {
-        0..=127 => 1,
-        128..=16382 => 2,
-        16383..=2097150 => 3,
-        2097151..=268435454 => 4,
-        _ => 5,
-    }
-}
-
-fn put_backlen(out: &mut Vec<u8>, len: usize) {
-    let l = len as u64;
-    match backlen_size(len) {
-        1 => out.push(l as u8),
-        n => {
-            out.push((l >> (7 * (n - 1))) as u8);
-            for i in (0..n - 1).rev() {
-                out.push((((l >> (7 * i)) & 127) | 128) as u8);
-            }
-        }
-    }
-}
-
-/// The encoded element (encoding + data + backlen).
 fn encode_int(out: &mut Vec<u8>, v: i64) {
     let start = out.len();
     if (0..=127).contains(&v) {
@@ -89,7 +67,7 @@ fn encode_int(out: &mut Vec<u8>, v: i64) {
         out.extend_from_slice(&v.to_le_bytes());
     }
     let len = out.len() - start;
-    put_backlen(out, len);
+    lp_encode_backlen(out, len);
 }
 
 fn encode_str(out: &mut Vec<u8>, s: &[u8]) {
@@ -112,7 +90,7 @@ fn encode_str(out: &mut Vec<u8>, s: &[u8]) {
     }
     out.extend_from_slice(s);
     let len = out.len() - start;
-    put_backlen(out, len);
+    lp_encode_backlen(out, len);
 }
 
 fn set_header(lp: &mut [u8], count_delta: i64) {
@@ -158,24 +136,10 @@ impl Drop for Appender<'_> {
     }
 }
 
-fn le_int(b: &[u8]) -> i64 {
-    let mut v: u64 = 0;
-    for (i, &x) in b.iter().enumerate() {
-        v |= (x as u64) << (8 * i);
-    }
-    let bits = 8 * b.len() as u32;
-    if bits < 64 {
-        let shift = 64 - bits;
-        ((v << shift) as i64) >> shift
-    } else {
-        v as i64
-    }
-}
-
 /// Decodes the element at `p`: its value and the offset of the next one.
 /// None at the terminator or on malformed bytes.
 pub fn next(lp: &[u8], p: usize) -> Option<(Val<'_>, usize)> {
-    decode(lp, p).map(|(v, len)| (v, p + len + backlen_size(len)))
+    decode(lp, p).map(|(v, len)| (v, p + len + lp_backlen_size(len)))
 }
 
 /// The element at `p` and its length without the back-length.
@@ -210,7 +174,7 @@ fn decode(lp: &[u8], p: usize) -> Option<(Val<'_>, usize)> {
             _ => return None,
         }
     };
-    if p + len + backlen_size(len) > lp.len() {
+    if p + len + lp_backlen_size(len) > lp.len() {
         return None;
     }
     Some((v, len))
@@ -239,10 +203,10 @@ pub fn validate(lp: &[u8]) -> Result<usize, String> {
     let mut n = 0usize;
     while lp.get(p) != Some(&EOF) {
         let (_, len) = decode(lp, p).ok_or("malformed listpack element")?;
-        let end = p + len + backlen_size(len);
+        let end = p + len + lp_backlen_size(len);
         // The back-length must describe the element.
         let mut expect = Vec::with_capacity(5);
-        put_backlen(&mut expect, len);
+        lp_encode_backlen(&mut expect, len);
         if lp.get(end - expect.len()..end) != Some(expect.as_slice()) {
             return Err("listpack back-length mismatch".into());
         }
