@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""The AOF side by side: Cairn and redis-server on the same machine, one run.
+
+1. SET throughput at -c 50 -P 1 under appendfsync always, everysec and no.
+2. Restart-to-ready replaying an AOF of 1M SET commands (no rewrite).
+3. BGREWRITEAOF of the 2M-key dataset of benches/snapshot.py while a writer
+   overwrites keys at full speed: time and peak memory of the process tree.
+
+Usage: benches/aof.py [--keys 2000000] [--out docs/benchmarks-aof.md]
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+from snapshot import CAIRN, ROOT, Conn, dataset, free_port, memory_kb, wait_ready
+
+KINDS = ("cairn", "redis")
+
+
+def start(kind, data_dir, extra):
+    port = free_port()
+    if kind == "cairn":
+        args = [CAIRN, "--port", str(port), "--dir", data_dir, "--save", ""]
+    else:
+        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                "--dir", data_dir, "--save", ""]
+    proc = subprocess.Popen(args + extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ready = wait_ready(port, proc)
+    return proc, port, ready
+
+
+def stop(proc, port):
+    try:
+        Conn(port).cmd("SHUTDOWN", "NOSAVE")
+    except (OSError, RuntimeError, ConnectionError):
+        pass
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def bench_set(port, n, pipeline):
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(n), "-P", str(pipeline),
+         "-r", "1000000", "-t", "set", "--csv", "-q"],
+        capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1].split(",")[1].strip('"'))
+
+
+def policies(work, n):
+    rps = {}
+    for policy in ("always", "everysec", "no"):
+        for kind in KINDS:
+            d = os.path.join(work, f"{kind}-{policy}")
+            os.makedirs(d)
+            proc, port, _ = start(kind, d, ["--appendonly", "yes", "--appendfsync", policy])
+            rps[(kind, policy)] = bench_set(port, n, 1)
+            stop(proc, port)
+    return rps
+
+
+def replay(work, commands):
+    out = {}
+    for kind in KINDS:
+        d = os.path.join(work, f"{kind}-replay")
+        os.makedirs(d)
+        extra = ["--appendonly", "yes", "--auto-aof-rewrite-percentage", "0"]
+        proc, port, _ = start(kind, d, extra)
+        bench_set(port, commands, 16)
+        keys = int(Conn(port).cmd("DBSIZE"))
+        stop(proc, port)
+        proc, port, ready = start(kind, d, extra)
+        out[kind] = (ready, keys, int(Conn(port).cmd("DBSIZE")))
+        stop(proc, port)
+    return out
+
+
+def rewrite(work, keys, pipe_file):
+    out = {}
+    for kind in KINDS:
+        d = os.path.join(work, f"{kind}-rewrite")
+        os.makedirs(d)
+        proc, port, _ = start(kind, d, ["--appendonly", "yes", "--auto-aof-rewrite-percentage", "0"])
+        with open(pipe_file, "rb") as f:
+            subprocess.run(["redis-cli", "-p", str(port), "--pipe"], stdin=f,
+                           stdout=subprocess.DEVNULL, check=True)
+        c = Conn(port)
+        writer = subprocess.Popen(
+            ["redis-benchmark", "-p", str(port), "-t", "set", "-r", str(keys), "-d", "100",
+             "-P", "16", "-c", "10", "-n", "1000000000", "-q"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
+        before = memory_kb(proc.pid)
+        peak = list(before)
+        began = time.monotonic()
+        c.cmd("BGREWRITEAOF")
+        while True:
+            rss, pss = memory_kb(proc.pid)
+            peak = [max(peak[0], rss), max(peak[1], pss)]
+            info = c.info("persistence")
+            if (info.get("aof_rewrite_in_progress") == "0"
+                    and info.get("aof_rewrite_scheduled", "0") == "0"
+                    and time.monotonic() - began > 0.05):
+                break
+            time.sleep(0.02)
+        secs = time.monotonic() - began
+        writer.kill()
+        writer.wait()
+        status = c.info("persistence").get("aof_last_bgrewrite_status")
+        stop(proc, port)
+        out[kind] = {"secs": secs, "status": status,
+                     "rss": peak[0] / before[0], "pss": peak[1] / before[1],
+                     "rss_before": before[0]}
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--keys", type=int, default=2_000_000)
+    ap.add_argument("--set-requests", type=int, default=100_000)
+    ap.add_argument("--replay-commands", type=int, default=1_000_000)
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks-aof.md"))
+    args = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "--bin", "cairn"], cwd=ROOT, check=True)
+    work = tempfile.mkdtemp(prefix="cairn-aofbench-")
+    try:
+        rps = policies(work, args.set_requests)
+        rep = replay(work, args.replay_commands)
+        pipe_file = os.path.join(work, "dataset.resp")
+        dataset(pipe_file, args.keys)
+        rw = rewrite(work, args.keys, pipe_file)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    lines = [
+        "# The AOF side by side: Cairn and redis-server 7",
+        "",
+        f"Generated by `benches/aof.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        f"## SET, -c 50 -P 1, {args.set_requests} requests, random keys",
+        "",
+        "| appendfsync | Cairn req/s | Redis req/s | Cairn / Redis |",
+        "|---|---|---|---|",
+    ]
+    for policy in ("always", "everysec", "no"):
+        c, r = rps[("cairn", policy)], rps[("redis", policy)]
+        lines.append(f"| {policy} | {c:.0f} | {r:.0f} | {c / r:.2f} |")
+    lines += [
+        "",
+        f"Cairn everysec / Cairn no: {rps[('cairn', 'everysec')] / rps[('cairn', 'no')]:.2f}.",
+        "",
+        f"## Restart-to-ready replaying {args.replay_commands} SET commands (-P 16, no rewrite)",
+        "",
+        "| | seconds to ready | keys before / after |",
+        "|---|---|---|",
+    ]
+    for kind in KINDS:
+        ready, before, after = rep[kind]
+        lines.append(f"| {kind} | {ready:.2f} | {before} / {after} |")
+    lines += [
+        "",
+        f"Cairn / Redis: {rep['cairn'][0] / rep['redis'][0]:.2f}.",
+        "",
+        f"## BGREWRITEAOF of {args.keys} keys (benches/snapshot.py's dataset) under a full-speed writer",
+        "",
+        "| | time (s) | status | RSS before (MB) | peak RSS / before | peak PSS / before |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind in KINDS:
+        w = rw[kind]
+        lines.append(f"| {kind} | {w['secs']:.2f} | {w['status']} | {w['rss_before'] / 1024:.0f} | "
+                     f"{w['rss']:.3f} | {w['pss']:.3f} |")
+    lines.append("")
+    text = "\n".join(lines)
+    with open(args.out, "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
