@@ -144,6 +144,25 @@ pub fn listpack_entries(blob: &[u8]) -> Result<Vec<Elem<'_>>, String> {
     Ok(out)
 }
 
+/// Appends `s` as a listpack string element (6-, 12- or 32-bit length)
+/// with its backlen.
+pub(crate) fn lp_encode_string(out: &mut Vec<u8>, s: &[u8]) {
+    let start = out.len();
+    let n = s.len();
+    if n < 64 {
+        out.push(0x80 | n as u8);
+    } else if n < 4096 {
+        out.push(0xe0 | (n >> 8) as u8);
+        out.push(n as u8);
+    } else {
+        out.push(0xf0);
+        out.extend_from_slice(&(n as u32).to_le_bytes());
+    }
+    out.extend_from_slice(s);
+    let len = out.len() - start;
+    lp_encode_backlen(out, len);
+}
+
 /// Builds a listpack of string entries (what a quicklist node holds).
 pub struct ListpackBuilder {
     lp: Vec<u8>,
@@ -159,21 +178,7 @@ impl ListpackBuilder {
     }
 
     pub fn push(&mut self, s: &[u8]) {
-        let lp = &mut self.lp;
-        let start = lp.len();
-        let n = s.len();
-        if n < 64 {
-            lp.push(0x80 | n as u8);
-        } else if n < 4096 {
-            lp.push(0xe0 | (n >> 8) as u8);
-            lp.push(n as u8);
-        } else {
-            lp.push(0xf0);
-            lp.extend_from_slice(&(n as u32).to_le_bytes());
-        }
-        lp.extend_from_slice(s);
-        let len = lp.len() - start;
-        lp_encode_backlen(lp, len);
+        lp_encode_string(&mut self.lp, s);
         self.count += 1;
     }
 

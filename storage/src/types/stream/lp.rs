@@ -2,7 +2,7 @@
 //! layout Redis uses: the node bytes are what RDB files carry, so saving is a
 //! copy and loading is a validation.
 
-use crate::rdb::compact::{le_int, lp_backlen_size, lp_encode_backlen};
+use crate::rdb::compact::{le_int, lp_backlen_size, lp_encode_backlen, lp_encode_string};
 
 pub const HEADER: usize = 6;
 const EOF: u8 = 0xff;
@@ -77,20 +77,7 @@ fn encode_str(out: &mut Vec<u8>, s: &[u8]) {
             return encode_int(out, v);
         }
     }
-    let start = out.len();
-    let n = s.len();
-    if n < 64 {
-        out.push(0x80 | n as u8);
-    } else if n < 4096 {
-        out.push(0xe0 | (n >> 8) as u8);
-        out.push(n as u8);
-    } else {
-        out.push(0xf0);
-        out.extend_from_slice(&(n as u32).to_le_bytes());
-    }
-    out.extend_from_slice(s);
-    let len = out.len() - start;
-    lp_encode_backlen(out, len);
+    lp_encode_string(out, s);
 }
 
 fn set_header(lp: &mut [u8], count_delta: i64) {
