@@ -55,7 +55,7 @@ impl FsyncPolicy {
     }
 }
 
-/// What the flusher reports after each step: records up to `lsn` are durable
+/// What the log reports after each writer step: records up to `lsn` are durable
 /// (under `always`; written, under the other policies). `failed` once the
 /// log is poisoned: records past `lsn` will never be durable in this file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -140,7 +140,7 @@ pub struct AofLog {
 
 impl AofLog {
     /// Starts logging to `file` (already created, its header durable) and
-    /// spawns the flusher thread. `notify` is called from that thread.
+    /// spawns the flusher thread. `notify` is called from whichever thread writes or fsyncs.
     pub fn start(
         file: Box<dyn FsFile>,
         start_size: u64,
@@ -306,9 +306,11 @@ impl AofLog {
     /// calling thread. Everything appended so far goes into one write and
     /// one fsync (group commit for all the records appended meanwhile), unless
     /// a commit already running on another thread covers `target`: then this
-    /// waits for it and does nothing more. Returns with `target` durable, or
-    /// the log failed, or (policy changed meanwhile) the flusher's to finish.
-    /// Blocks the thread for the fsync, as Redis blocks its event loop.
+    /// waits for it and does nothing more. Returns once `target` is durable
+    /// or the log failed; or early when the policy changed meanwhile or an
+    /// everysec fsync holds the last batch (callers then wait for the log's
+    /// report). Blocks the thread for the fsync, as Redis blocks its event
+    /// loop.
     pub fn commit(&self, target: u64) {
         let mut w = self.writer.lock();
         while self.durable_lsn() < target
@@ -372,7 +374,7 @@ impl AofLog {
     /// two reports last.
     fn release(&self, lsn: u64) {
         {
-            // Reports from the flusher and the fsync thread reach `notify` in
+            // Reports from the writer and the fsync thread reach `notify` in
             // the order they were decided, and none follows a failure.
             let _reporting = self.reporting.lock();
             if self.is_failed() {
