@@ -137,8 +137,15 @@ fn write_snapshot_file(
 /// A point-in-time snapshot of the keyspace written to `path` (RDB, or RESP
 /// commands when `rdb` is false), not fsynced; returns its size. For SYNC/PSYNC
 /// and the offline tools. Waits while another snapshot (BGSAVE, rewrite)
-/// is walking the keyspace, as only one runs at a time.
-pub fn snapshot_to_file(srv: &Server, path: &std::path::Path, rdb: bool) -> Result<u64, String> {
+/// is walking the keyspace, as only one runs at a time. `at_instant` runs at
+/// the snapshot's instant, with every shard held (a replica's stream starts
+/// there).
+pub fn snapshot_to_file(
+    srv: &Server,
+    path: &std::path::Path,
+    rdb: bool,
+    at_instant: impl FnOnce(),
+) -> Result<u64, String> {
     let format = if rdb {
         SnapshotFormat::Rdb(Arc::new(RdbSink::new(
             cairn_storage::keyspace::now_ms(),
@@ -147,7 +154,7 @@ pub fn snapshot_to_file(srv: &Server, path: &std::path::Path, rdb: bool) -> Resu
     } else {
         SnapshotFormat::Resp(Arc::new(RespBaseSink::default()))
     };
-    match write_snapshot_file(srv, path, &format, false, || {})? {
+    match write_snapshot_file(srv, path, &format, false, at_instant)? {
         // FLUSHALL during the walk aborts it: the snapshot is of no instant.
         w if w.aborted => Err("the data set was flushed during the snapshot".into()),
         w => Ok(w.bytes),

@@ -101,7 +101,18 @@ pub struct RecordWriter<'a> {
     cur_db: &'a mut Option<usize>,
 }
 
-impl RecordWriter<'_> {
+impl<'a> RecordWriter<'a> {
+    /// A writer into `buf` whose stream last selected `cur_db` (the AOF's,
+    /// or a replica's).
+    pub fn new(buf: &'a mut Vec<u8>, cur_db: &'a mut Option<usize>) -> Self {
+        RecordWriter { buf, cur_db }
+    }
+
+    /// A command that belongs to no database (a replication PING).
+    pub fn raw_command<A: AsRef<[u8]>>(&mut self, args: &[A]) {
+        encode_command(self.buf, args);
+    }
+
     pub fn command<A: AsRef<[u8]>>(&mut self, db: usize, args: &[A]) {
         if *self.cur_db != Some(db) {
             encode_command(self.buf, &[b"SELECT".as_slice(), db.to_string().as_bytes()]);
