@@ -26,6 +26,10 @@ use crate::keyspace::{Entry, Key};
 pub trait SnapshotSink: Send + Sync {
     /// The entries of one bucket of database `db`, as they were at T.
     fn bucket(&self, db: usize, entries: &mut dyn Iterator<Item = (&Key, &Entry)>);
+
+    /// At T, before any bucket: (keys, keys with a TTL) per database, so a
+    /// format that has size hints (RDB's RESIZEDB) can write them.
+    fn at_instant(&self, _sizes: &[(usize, usize)]) {}
 }
 
 /// Per-database progress of a snapshot inside one shard.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::encode::{header, put_entry, put_select, trailer};
+use super::encode::{header, put_entry, put_resize, put_select, trailer};
 use super::SaveOptions;
 use crate::crc64::crc64;
 use crate::fs::FsFile;
@@ -18,7 +18,6 @@ use crate::snapshot::SnapshotSink;
 struct Pending {
     buf: Vec<u8>,
     cur_db: Option<usize>,
-    scratch: Vec<u8>,
     /// First encoding error (e.g. a type the format cannot hold).
     error: Option<String>,
 }
@@ -37,7 +36,6 @@ impl RdbSink {
             pending: Mutex::new(Pending {
                 buf: header(now_ms, &opts),
                 cur_db: None,
-                scratch: Vec::new(),
                 error: None,
             }),
             crc: Mutex::new(0),
@@ -84,22 +82,65 @@ impl RdbSink {
 }
 
 impl SnapshotSink for RdbSink {
+    /// RESIZEDB for every database with keys, ahead of the buckets: a loader
+    /// (Cairn's or Redis's) then sizes its tables once instead of rehashing.
+    fn at_instant(&self, sizes: &[(usize, usize)]) {
+        let mut p = self.pending.lock();
+        let Pending { buf, cur_db, .. } = &mut *p;
+        for (db, &(keys, expires)) in sizes.iter().enumerate() {
+            if keys > 0 {
+                put_select(buf, db);
+                put_resize(buf, keys, expires);
+                *cur_db = Some(db);
+            }
+        }
+    }
+
     fn bucket(&self, db: usize, entries: &mut dyn Iterator<Item = (&Key, &Entry)>) {
-        let mut g = self.pending.lock();
-        let Pending {
-            buf,
-            cur_db,
-            scratch,
-            error,
-        } = &mut *g;
-        for (k, e) in entries {
+        // Encode outside the queue's lock: every thread that preserves a
+        // bucket (the walker, any I/O thread) appends here, and a walker
+        // preempted while encoding must not hold them all up.
+        ENCODE.with(|cell| {
+            let mut guard = cell.borrow_mut();
+            let (out, scratch) = &mut *guard;
+            out.clear();
+            let mut error = None;
+            for (k, e) in entries {
+                if let Err(err) = put_entry(out, scratch, k, e, self.opts.compression) {
+                    error.get_or_insert_with(|| {
+                        format!("key '{}': {err}", String::from_utf8_lossy(k))
+                    });
+                }
+            }
+            if out.is_empty() && error.is_none() {
+                return;
+            }
+            let mut p = self.pending.lock();
+            let Pending {
+                buf,
+                cur_db,
+                error: first_error,
+                ..
+            } = &mut *p;
             if *cur_db != Some(db) {
                 put_select(buf, db);
                 *cur_db = Some(db);
             }
-            if let Err(err) = put_entry(buf, scratch, k, e, self.opts.compression) {
-                error.get_or_insert_with(|| format!("key '{}': {err}", String::from_utf8_lossy(k)));
+            buf.extend_from_slice(out);
+            if let Some(e) = error {
+                first_error.get_or_insert(e);
             }
-        }
+            // A huge value leaves a huge buffer behind: do not keep it.
+            if out.capacity() > 1 << 20 {
+                *out = Vec::new();
+                *scratch = Vec::new();
+            }
+        })
     }
+}
+
+thread_local! {
+    /// Per-thread encoding buffers for [`RdbSink::bucket`]: (entries, value).
+    static ENCODE: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
