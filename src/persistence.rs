@@ -83,6 +83,12 @@ impl SnapshotFormat {
             SnapshotFormat::Resp(s) => s.clone(),
         }
     }
+    /// Work the sink left for the walker to do off the shard locks.
+    fn after_step(&self) {
+        if let SnapshotFormat::Rdb(s) = self {
+            s.encode_staged();
+        }
+    }
     fn pending(&self) -> usize {
         match self {
             SnapshotFormat::Rdb(s) => s.pending(),
@@ -152,6 +158,7 @@ fn write_snapshot_file(
         let t = Instant::now();
         let step = srv.ks.snapshot_step(generation, SNAPSHOT_BUCKETS_PER_STEP);
         longest_step = longest_step.max(t.elapsed());
+        format.after_step();
         let pending = format.pending();
         peak = peak.max(pending);
         if pending < SNAPSHOT_DRAIN_BYTES && step == SnapshotProgress::More {

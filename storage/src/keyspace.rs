@@ -166,17 +166,22 @@ impl Shard {
         if p.is_done(b) {
             return false;
         }
-        self.emit_bucket(db, b)
+        self.emit_bucket(db, b, false)
     }
 
     /// Serializes bucket `b` of `db` and marks it; true when the shard is done.
-    fn emit_bucket(&mut self, db: usize, b: usize) -> bool {
+    /// `walker`: the background walk, not a command, is asking.
+    fn emit_bucket(&mut self, db: usize, b: usize, walker: bool) -> bool {
         let Shard { dbs, snap, .. } = self;
         let Some(s) = snap.as_mut() else {
             return false;
         };
         let dict = &mut dbs[db].dict;
-        s.sink.bucket(db, &mut dict.bucket_iter(b));
+        if walker {
+            s.sink.walked_bucket(db, &mut dict.bucket_iter(b));
+        } else {
+            s.sink.bucket(db, &mut dict.bucket_iter(b));
+        }
         let p = &mut s.dbs[db];
         p.mark(b);
         if p.remaining == 0 {
@@ -212,7 +217,7 @@ impl Shard {
                 }
                 budget -= 1;
                 let b = p.next;
-                if self.emit_bucket(db, b) {
+                if self.emit_bucket(db, b, true) {
                     return true;
                 }
             }

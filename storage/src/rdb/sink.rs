@@ -14,6 +14,13 @@ use crate::crc64::crc64;
 use crate::fs::FsFile;
 use crate::keyspace::{Entry, Key};
 use crate::snapshot::SnapshotSink;
+use crate::value::Value;
+
+#[derive(Default)]
+struct Staged {
+    entries: Vec<(usize, Key, Entry)>,
+    bytes: usize,
+}
 
 struct Pending {
     buf: Vec<u8>,
@@ -22,8 +29,15 @@ struct Pending {
     error: Option<String>,
 }
 
+/// Strings up to this size reached by the walker are copied under the shard
+/// lock and encoded after it is released; larger values and collections are
+/// encoded in place (copying them would cost about as much).
+const STAGE_MAX_STRING: usize = 64 * 1024;
+
 pub struct RdbSink {
     pending: Mutex<Pending>,
+    /// Entries the walker copied, at their state at T, not yet encoded.
+    staged: Mutex<Staged>,
     crc: Mutex<u64>,
     opts: SaveOptions,
     written: Mutex<u64>,
@@ -38,14 +52,31 @@ impl RdbSink {
                 cur_db: None,
                 error: None,
             }),
+            staged: Mutex::new(Staged::default()),
             crc: Mutex::new(0),
             opts,
             written: Mutex::new(0),
         }
     }
 
+    /// Encodes the entries the walker copied (call it holding no shard lock).
+    pub fn encode_staged(&self) {
+        let entries = {
+            let mut st = self.staged.lock();
+            st.bytes = 0;
+            std::mem::take(&mut st.entries)
+        };
+        let mut rest = &entries[..];
+        while let Some(&(db, ..)) = rest.first() {
+            let run = rest.iter().take_while(|(d, ..)| *d == db).count();
+            self.bucket(db, &mut rest[..run].iter().map(|(_, k, e)| (k, e)));
+            rest = &rest[run..];
+        }
+    }
+
     /// Writes what accumulated to `file`.
     pub fn drain_to(&self, file: &Arc<dyn FsFile>) -> io::Result<()> {
+        self.encode_staged();
         let data = {
             let mut p = self.pending.lock();
             if let Some(e) = p.error.take() {
@@ -75,9 +106,10 @@ impl RdbSink {
         Ok(*w)
     }
 
-    /// Bytes serialized and not yet written: the snapshot's extra memory.
+    /// Bytes serialized or copied and not yet written: the snapshot's extra
+    /// memory.
     pub fn pending(&self) -> usize {
-        self.pending.lock().buf.len()
+        self.staged.lock().bytes + self.pending.lock().buf.len()
     }
 }
 
@@ -92,6 +124,19 @@ impl SnapshotSink for RdbSink {
                 put_select(buf, db);
                 put_resize(buf, keys, expires);
                 *cur_db = Some(db);
+            }
+        }
+    }
+
+    fn walked_bucket(&self, db: usize, entries: &mut dyn Iterator<Item = (&Key, &Entry)>) {
+        let mut st = self.staged.lock();
+        for (k, e) in entries {
+            match &e.value {
+                Value::Str(s) if s.len() <= STAGE_MAX_STRING => {
+                    st.bytes += k.len() + s.len() + 64;
+                    st.entries.push((db, k.clone(), e.clone()));
+                }
+                _ => self.bucket(db, &mut std::iter::once((k, e))),
             }
         }
     }
