@@ -134,7 +134,10 @@ impl SnapshotSink for RdbSink {
             match &e.value {
                 Value::Str(s) if s.len() <= STAGE_MAX_STRING => {
                     st.bytes += k.len() + s.len() + 64;
-                    st.entries.push((db, k.clone(), e.clone()));
+                    // A copy, not a clone: cloning a `Bytes` key would turn
+                    // the keyspace's own key into a shared one, allocating a
+                    // header it then keeps for good.
+                    st.entries.push((db, Key::copy_from_slice(k), e.clone()));
                 }
                 _ => self.bucket(db, &mut std::iter::once((k, e))),
             }
