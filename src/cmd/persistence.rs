@@ -146,16 +146,18 @@ pub fn load_at_startup(srv: &Server) -> Result<(), String> {
     let (dir, file) = rdb_path(srv);
     let path = dir.join(file);
     let t = std::time::Instant::now();
-    let snap = match rdb::load_file(&*srv.persistence.fs, &path, srv.ks.db_count()) {
-        Ok(None) => return Ok(()),
-        Ok(Some(s)) => s,
+    let map = match srv.persistence.fs.map(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => {
             return Err(format!(
-                "Bad RDB file {}: {e}. Refusing to start.",
+                "Cannot read {}: {e}. Refusing to start.",
                 path.display()
             ))
         }
     };
+    let (snap, st) = crate::persistence::load_rdb(srv, &map, true)
+        .map_err(|e| format!("Bad RDB file {}: {e}. Refusing to start.", path.display()))?;
     if snap.functions_skipped > 0 {
         tracing::warn!(
             "{} function libraries in {} were skipped: Cairn does not run functions",
@@ -163,8 +165,6 @@ pub fn load_at_startup(srv: &Server) -> Result<(), String> {
             path.display()
         );
     }
-    let mut ks = srv.ks.lock_all(now_ms());
-    let st = rdb::install(snap, &mut ks);
     record_load(srv, st);
     tracing::info!(
         "DB loaded from disk: {} keys, {} expired keys skipped, {:.3} seconds",

@@ -21,6 +21,25 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
         .hash_one(bytes)
 }
 
+/// The two stages of [`Dict::prefetch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefetch {
+    Bucket,
+    Chain,
+}
+
+#[inline(always)]
+fn prefetch_line(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+    #[allow(unused_unsafe)]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// A bucket: its chain of entries.
 type Chain<K, V> = Option<Box<Node<K, V>>>;
 
@@ -81,6 +100,32 @@ impl<K: Borrow<[u8]>, V> Dict<K, V> {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Grows the table for `n` entries at once (a loader that knows the
+    /// count avoids rehashing as it inserts). Never shrinks; not while frozen.
+    pub fn reserve(&mut self, n: usize) {
+        if !self.frozen && n > self.buckets.len() {
+            self.rehash(n.next_power_of_two().max(MIN_BUCKETS));
+        }
+    }
+
+    /// Asks the CPU to start fetching what looking up `hash` will read:
+    /// `Bucket` is the bucket's slot; `Chain` (issued once the slot is likely
+    /// cached) is the first entry of its chain. A bulk loader issues both a
+    /// few keys ahead, so its lookups stop waiting on memory one by one.
+    pub fn prefetch(&self, hash: u64, what: Prefetch) {
+        let Some(slot) = self.buckets.get(hash as usize & self.mask()) else {
+            return;
+        };
+        match what {
+            Prefetch::Bucket => prefetch_line(slot as *const Chain<K, V> as *const u8),
+            Prefetch::Chain => {
+                if let Some(n) = slot.as_deref() {
+                    prefetch_line(n as *const Node<K, V> as *const u8)
+                }
+            }
+        }
     }
 
     /// Stops (or allows again) resizing, so bucket indexes stay stable.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 
-use crate::dict::{hash_bytes, Dict};
+use crate::dict::{hash_bytes, Dict, Prefetch};
 use crate::snapshot::{DbProgress, ShardSnapshot, SnapshotSink};
 use crate::value::Value;
 
@@ -171,17 +171,22 @@ impl Shard {
         if p.is_done(b) {
             return false;
         }
-        self.emit_bucket(db, b)
+        self.emit_bucket(db, b, false)
     }
 
     /// Serializes bucket `b` of `db` and marks it; true when the shard is done.
-    fn emit_bucket(&mut self, db: usize, b: usize) -> bool {
+    /// `walker`: the background walk, not a command, is asking.
+    fn emit_bucket(&mut self, db: usize, b: usize, walker: bool) -> bool {
         let Shard { dbs, snap, .. } = self;
         let Some(s) = snap.as_mut() else {
             return false;
         };
         let dict = &mut dbs[db].dict;
-        s.sink.bucket(db, &mut dict.bucket_iter(b));
+        if walker {
+            s.sink.walked_bucket(db, &mut dict.bucket_iter(b));
+        } else {
+            s.sink.bucket(db, &mut dict.bucket_iter(b));
+        }
         let p = &mut s.dbs[db];
         p.mark(b);
         if p.remaining == 0 {
@@ -217,7 +222,7 @@ impl Shard {
                 }
                 budget -= 1;
                 let b = p.next;
-                if self.emit_bucket(db, b) {
+                if self.emit_bucket(db, b, true) {
                     return true;
                 }
             }
@@ -337,6 +342,14 @@ impl Keyspace {
         }
         self.snapshot_shards_left.store(left, Ordering::Release);
         let generation = self.snapshot_generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut sizes = vec![(0, 0); self.db_count];
+        for g in guards.iter() {
+            for (size, d) in sizes.iter_mut().zip(g.dbs.iter()) {
+                size.0 += d.dict.len();
+                size.1 += d.expires.len();
+            }
+        }
+        sink.at_instant(&sizes);
         at_instant();
         drop(guards);
         Some(generation)
@@ -834,6 +847,59 @@ impl<'a> Locked<'a> {
         if let Some(at) = expire_at_ms {
             self.set_expire(db, key, at);
         }
+    }
+
+    /// Loading: sizes each shard's table of `db` for its share of `keys`
+    /// (RESIZEDB), so inserting them never rehashes.
+    pub fn reserve_for_load(&mut self, db: usize, keys: usize) {
+        let per_shard = keys / SHARDS;
+        for s in self.shards_mut() {
+            s.dbs[db].dict.reserve(per_shard + per_shard / 8);
+        }
+    }
+
+    /// Loading: starts fetching what inserting a key of `hash` will touch
+    /// (see [`Dict::prefetch`]).
+    pub fn prefetch_loaded(&mut self, db: usize, hash: u64, what: Prefetch) {
+        self.shard(shard_index(hash)).dbs[db]
+            .dict
+            .prefetch(hash, what);
+    }
+
+    /// Loading: inserts a key that must be new (`hash` is `hash_bytes(&key)`),
+    /// with its deadline and access time as-is. Gives the key back, changing
+    /// nothing, if it exists: a file with a key twice is corrupt.
+    pub fn insert_loaded(
+        &mut self,
+        db: usize,
+        hash: u64,
+        key: Key,
+        value: Value,
+        expire_at_ms: Option<u64>,
+        lru: Option<u32>,
+    ) -> Result<(), Key> {
+        let idx = shard_index(hash);
+        self.preserve(idx, db, hash);
+        let Shard { dbs, watched, .. } = self.shard(idx);
+        let d = &mut dbs[db];
+        if d.dict.get_hashed(hash, &key).is_some() {
+            return Err(key);
+        }
+        touch_watchers(watched, db, &key);
+        let mut e = Entry::new(value);
+        if let Some(lru) = lru {
+            e.lru = lru;
+        }
+        let deadline = expire_at_ms.map(|at| at.max(1));
+        if let Some(at) = deadline {
+            e.expire_at_ms = at;
+            d.expires.insert((at, key.clone()));
+        }
+        d.dict.insert_new_hashed(hash, key, e);
+        if let Some(at) = deadline {
+            self.note_deadline(idx, at);
+        }
+        Ok(())
     }
 
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Entry> {

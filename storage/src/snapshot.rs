@@ -26,6 +26,18 @@ use crate::keyspace::{Entry, Key};
 pub trait SnapshotSink: Send + Sync {
     /// The entries of one bucket of database `db`, as they were at T.
     fn bucket(&self, db: usize, entries: &mut dyn Iterator<Item = (&Key, &Entry)>);
+
+    /// A bucket the background walker reached. The walker runs at a low CPU
+    /// priority, so it should hold the shard lock briefly: a sink may copy
+    /// cheap-to-copy entries here and encode them later, off the lock (see
+    /// `RdbSink::encode_staged`). By default, the same as [`bucket`](Self::bucket).
+    fn walked_bucket(&self, db: usize, entries: &mut dyn Iterator<Item = (&Key, &Entry)>) {
+        self.bucket(db, entries)
+    }
+
+    /// At T, before any bucket: (keys, keys with a TTL) per database, so a
+    /// format that has size hints (RDB's RESIZEDB) can write them.
+    fn at_instant(&self, _sizes: &[(usize, usize)]) {}
 }
 
 /// Per-database progress of a snapshot inside one shard.

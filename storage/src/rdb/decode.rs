@@ -367,6 +367,21 @@ pub fn parse(buf: &[u8], db_count: usize) -> Result<Snapshot, RdbError> {
     Ok(snap)
 }
 
+/// What the parser hands its consumer, in file order.
+pub(super) enum Record<'a> {
+    /// RESIZEDB: how many keys database `db` holds (a sizing hint).
+    Resize { db: usize, keys: u64 },
+    Key {
+        /// Offset where the key's record starts.
+        at: usize,
+        db: usize,
+        key: Cow<'a, [u8]>,
+        value: Value,
+        expire_at_ms: Option<u64>,
+        idle_secs: Option<u64>,
+    },
+}
+
 /// Parses a whole RDB file, handing each key to `on_key` with the byte
 /// offset where its record starts instead of collecting them: tools that
 /// only count or re-encode keys stay in constant memory. The returned
@@ -376,7 +391,46 @@ pub fn parse_with(
     db_count: usize,
     on_key: &mut dyn FnMut(usize, LoadedKey),
 ) -> Result<Snapshot, RdbError> {
-    parse_inner(buf, db_count, on_key).map_err(|mut e| {
+    parse_records(
+        buf,
+        db_count,
+        &mut |rec| {
+            if let Record::Key {
+                at,
+                db,
+                key,
+                value,
+                expire_at_ms,
+                idle_secs,
+            } = rec
+            {
+                on_key(
+                    at,
+                    LoadedKey {
+                        db,
+                        key: key.into_owned(),
+                        value,
+                        expire_at_ms,
+                        idle_secs,
+                    },
+                );
+            }
+            Ok(())
+        },
+        &mut |n| crc64(0, &buf[..n]),
+    )
+}
+
+/// The parser behind [`parse_with`]: `on_record` may stop the parse with an
+/// error; `crc_of(n)` returns the CRC-64 of the first `n` bytes (a loader may
+/// have computed it on another core meanwhile).
+pub(super) fn parse_records<'a>(
+    buf: &'a [u8],
+    db_count: usize,
+    on_record: &mut dyn FnMut(Record<'a>) -> Result<(), RdbError>,
+    crc_of: &mut dyn FnMut(usize) -> u64,
+) -> Result<Snapshot, RdbError> {
+    parse_inner(buf, db_count, on_record, crc_of).map_err(|mut e| {
         // A structural error may be the visible effect of a flipped byte: say
         // whether the trailer agrees, so the log points at the real cause.
         if buf.len() >= 17 && e.reason.find("checksum").is_none() {
@@ -391,10 +445,11 @@ pub fn parse_with(
     })
 }
 
-fn parse_inner(
-    buf: &[u8],
+fn parse_inner<'a>(
+    buf: &'a [u8],
     db_count: usize,
-    on_key: &mut dyn FnMut(usize, LoadedKey),
+    on_record: &mut dyn FnMut(Record<'a>) -> Result<(), RdbError>,
+    crc_of: &mut dyn FnMut(usize) -> u64,
 ) -> Result<Snapshot, RdbError> {
     let mut r = Reader::new(buf);
     let magic = r.take(9).map_err(|e| RdbError {
@@ -435,8 +490,9 @@ fn parse_inner(
                 db = n as usize;
             }
             OP_RESIZEDB => {
+                let keys = r.len()?;
                 r.len()?;
-                r.len()?;
+                on_record(Record::Resize { db, keys })?;
             }
             OP_EXPIRETIME_MS => expire = Some(r.le_u64()?),
             OP_EXPIRETIME => expire = Some(r.le_u32()? as u64 * 1000),
@@ -469,18 +525,16 @@ fn parse_inner(
                 ))
             }
             ty => {
-                let key = r.string()?.into_owned();
+                let key = r.string()?;
                 if let Some(value) = read_value(&mut r, ty, at)? {
-                    on_key(
+                    on_record(Record::Key {
                         at,
-                        LoadedKey {
-                            db,
-                            key,
-                            value,
-                            expire_at_ms: expire,
-                            idle_secs: idle,
-                        },
-                    );
+                        db,
+                        key,
+                        value,
+                        expire_at_ms: expire,
+                        idle_secs: idle,
+                    })?;
                 }
                 expire = None;
                 idle = None;
@@ -491,7 +545,7 @@ fn parse_inner(
         let sum_at = r.pos;
         let stored = r.le_u64()?;
         if stored != 0 {
-            let actual = crc64(0, &buf[..sum_at]);
+            let actual = crc_of(sum_at);
             if actual != stored {
                 return Err(r.err(
                     sum_at,

@@ -261,6 +261,14 @@ pub fn put_select(buf: &mut Vec<u8>, db: usize) {
     put_len(buf, db as u64);
 }
 
+/// RESIZEDB: a hint of how many keys (and keys with a TTL) the current
+/// database holds.
+pub fn put_resize(buf: &mut Vec<u8>, keys: usize, expires: usize) {
+    buf.push(OP_RESIZEDB);
+    put_len(buf, keys as u64);
+    put_len(buf, expires as u64);
+}
+
 /// The EOF opcode and the checksum of everything before it (0 if disabled).
 pub fn trailer(crc_so_far: u64, checksum: bool) -> Vec<u8> {
     let crc = if checksum {
@@ -292,9 +300,8 @@ pub fn write_snapshot<W: Write>(w: W, ks: &mut Locked, opts: &SaveOptions) -> io
         }
         buf.clear();
         put_select(&mut buf, db);
-        buf.push(OP_RESIZEDB);
-        put_len(&mut buf, keys as u64);
-        put_len(&mut buf, ks.db_expires_len(db) as u64);
+        let expires = ks.db_expires_len(db);
+        put_resize(&mut buf, keys, expires);
         sink.put(&buf)?;
         let mut failed: Option<io::Error> = None;
         let mut val = Vec::new();

@@ -11,6 +11,7 @@
 pub(crate) mod compact;
 mod decode;
 mod encode;
+mod load;
 mod lzf;
 pub mod sink;
 
@@ -24,6 +25,7 @@ use crate::value::Value;
 
 pub use decode::{parse, parse_with};
 pub use encode::{dump_payload, write_snapshot, SaveOptions};
+pub use load::load_into;
 pub use sink::RdbSink;
 
 /// The version this writer produces (Redis 7.0).

@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use rand::{Rng, SeedableRng};
 
 use super::compact::listpack_build;
+use super::decode::{parse_records, Record};
 use super::encode::{put_len, put_string};
 use super::*;
 use crate::keyspace::Keyspace;
@@ -637,4 +638,185 @@ fn random_mutations_never_panic() {
             let _ = restore_payload(&m);
         }
     }
+}
+
+/// The two-core loader must agree with parse + install, whatever follows
+/// the RDB (an AOF base continues with commands) and with or without a
+/// checksum.
+#[test]
+fn load_into_agrees_with_parse_and_install() {
+    let ks = sample_keyspace();
+    let want = contents(&ks);
+    for checksum in [true, false] {
+        let opts = SaveOptions {
+            checksum,
+            ..SaveOptions::default()
+        };
+        let buf = save_to_vec(&ks, &opts);
+        let mut with_log = buf.clone();
+        with_log.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        for file in [&buf, &with_log] {
+            let fresh = Keyspace::new(16);
+            let (snap, st) = load_into(file, &fresh, 1000, true).unwrap();
+            assert_eq!(snap.len, buf.len());
+            assert_eq!(snap.version, 10);
+            assert_eq!(st.loaded, want.len());
+            assert_eq!(contents(&fresh), want, "checksum={checksum}");
+        }
+    }
+}
+
+#[test]
+fn load_into_skips_expired_keys_unless_told_not_to() {
+    let ks = Keyspace::new(1);
+    {
+        let mut l = ks.lock_all(0);
+        for (k, at) in [(&b"old"[..], 500), (b"new", 5000)] {
+            l.set(0, k, Value::Str(b"1".to_vec()));
+            l.set_expire(0, k, at);
+        }
+    }
+    let mut buf = Vec::new();
+    write_snapshot(&mut buf, &mut ks.lock_all(0), &SaveOptions::default()).unwrap();
+    let fresh = Keyspace::new(1);
+    let (_, st) = load_into(&buf, &fresh, 1000, true).unwrap();
+    assert_eq!(
+        st,
+        InstallStats {
+            loaded: 1,
+            expired_skipped: 1
+        }
+    );
+    assert_eq!(fresh.counts()[0], (1, 1));
+    assert_eq!(fresh.earliest_deadline(), Some(5000));
+    let base = Keyspace::new(1);
+    let (_, st) = load_into(&buf, &base, 1000, false).unwrap();
+    assert_eq!(st.loaded, 2);
+    assert_eq!(base.counts()[0], (2, 2));
+    assert_eq!(base.earliest_deadline(), Some(500));
+}
+
+/// A string record `key` = `val` in the current database.
+fn put_str_record(f: &mut Vec<u8>, key: &[u8], val: &[u8]) {
+    f.push(TYPE_STRING);
+    put_string(f, key, false);
+    put_string(f, val, false);
+}
+
+fn finish_file(mut f: Vec<u8>) -> Vec<u8> {
+    f.push(OP_EOF);
+    let crc = crate::crc64::crc64(0, &f);
+    f.extend_from_slice(&crc.to_le_bytes());
+    f
+}
+
+/// As in Redis, a key twice in one database is a corrupt file; the loader
+/// names it and its offset, and leaves the keyspace empty.
+#[test]
+fn load_into_refuses_a_duplicate_key_and_keeps_nothing() {
+    let mut f = b"REDIS0010".to_vec();
+    f.extend_from_slice(&[OP_SELECTDB, 0, OP_RESIZEDB, 3, 0]);
+    for i in 0..3000 {
+        put_str_record(&mut f, format!("k{i}").as_bytes(), b"v");
+    }
+    let dup_at = f.len();
+    put_str_record(&mut f, b"k17", b"again");
+    // The same name in another database is a different key.
+    f.extend_from_slice(&[OP_SELECTDB, 1]);
+    put_str_record(&mut f, b"k1", b"v");
+    let good = finish_file(f[..dup_at].to_vec());
+    let bad = finish_file(f);
+    let ks = Keyspace::new(16);
+    let e = load_into(&bad, &ks, 0, true).unwrap_err();
+    assert!(e.reason.contains("duplicate key 'k17' in DB 0"), "{e}");
+    assert_eq!(e.offset, dup_at);
+    assert!(ks.counts().iter().all(|&(n, _)| n == 0));
+    // The staged path refuses nothing here (it replaces), but the loader's
+    // good prefix loads whole.
+    let (_, st) = load_into(&good, &ks, 0, true).unwrap();
+    assert_eq!(st.loaded, 3000);
+    let mut other_db = good[..good.len() - 9].to_vec();
+    other_db.extend_from_slice(&[OP_SELECTDB, 1]);
+    put_str_record(&mut other_db, b"k1", b"v");
+    let ks = Keyspace::new(16);
+    let (_, st) = load_into(&finish_file(other_db), &ks, 0, true).unwrap();
+    assert_eq!(st.loaded, 3001);
+}
+
+#[test]
+fn load_into_refuses_damage_and_keeps_nothing() {
+    let buf = save_to_vec(&sample_keyspace(), &SaveOptions::default());
+    let at = buf.windows(4).position(|w| w == b"item").unwrap() + 2;
+    let mut bad = buf.clone();
+    bad[at] ^= 0x20;
+    let ks = Keyspace::new(16);
+    let e = load_into(&bad, &ks, 1000, true).unwrap_err();
+    assert!(e.reason.contains("checksum"), "{e}");
+    assert_eq!(e.offset, buf.len() - 8);
+    assert!(ks.counts().iter().all(|&(n, _)| n == 0));
+    // Random damage: refused exactly when parse refuses, and then nothing
+    // stays loaded.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x10ad);
+    for i in 0..300 {
+        let m = mutate(&mut rng, &buf, i % 2 == 0, false);
+        let ks = Keyspace::new(16);
+        let staged = parse(&m, 16).map(|s| s.len);
+        match load_into(&m, &ks, 1000, true) {
+            Ok((snap, _)) => assert_eq!(staged, Ok(snap.len)),
+            Err(e) => {
+                // A duplicate key is the one thing only the loader refuses.
+                assert!(staged.is_err() || e.reason.contains("duplicate key"), "{e}");
+                assert!(ks.counts().iter().all(|&(n, _)| n == 0));
+            }
+        }
+    }
+    // A keyspace with data is never touched.
+    let busy = sample_keyspace();
+    let before = contents(&busy);
+    assert!(load_into(&buf, &busy, 1000, true).is_err());
+    assert_eq!(contents(&busy), before);
+}
+
+/// A fork-free snapshot's file starts with RESIZEDB for each database with
+/// keys (so loaders size their tables once) and loads back whole.
+#[test]
+fn snapshot_file_carries_resizedb_hints() {
+    let ks = sample_keyspace();
+    {
+        let mut l = ks.lock_all(1000);
+        l.set(3, b"other-db", Value::Str(b"x".to_vec()));
+    }
+    let want = contents(&ks);
+    let sink = std::sync::Arc::new(RdbSink::new(1000, SaveOptions::default()));
+    let generation = ks.begin_snapshot(sink.clone(), || {}).unwrap();
+    while ks.snapshot_step(generation, 64) == crate::keyspace::SnapshotProgress::More {}
+    let fs = crate::fs::SimFs::new(1);
+    let path = std::path::Path::new("/snap.rdb");
+    let file: std::sync::Arc<dyn crate::fs::FsFile> =
+        std::sync::Arc::from(fs.create(path).unwrap());
+    sink.finish(&file).unwrap();
+    let buf = fs.read(path).unwrap();
+    let counts = ks.counts();
+    let mut hints = Vec::new();
+    parse_records(
+        &buf,
+        16,
+        &mut |rec| {
+            if let Record::Resize { db, keys } = rec {
+                hints.push((db, keys as usize));
+            }
+            Ok(())
+        },
+        &mut |n| crate::crc64::crc64(0, &buf[..n]),
+    )
+    .unwrap();
+    let with_keys: Vec<(usize, usize)> = (0..16)
+        .filter(|&db| counts[db].0 > 0)
+        .map(|db| (db, counts[db].0))
+        .collect();
+    assert!(with_keys.len() >= 2);
+    assert_eq!(hints, with_keys);
+    let fresh = Keyspace::new(16);
+    load_into(&buf, &fresh, 1000, true).unwrap();
+    assert_eq!(contents(&fresh), want);
 }
