@@ -6,7 +6,7 @@
 //! never converts back on its own; [`Hash::compact`] does it on request (what a
 //! snapshot load does for hashes that fit).
 
-use crate::dict::Dict;
+use crate::dict::{hash_bytes, Dict};
 
 /// Conversion thresholds (hash-max-listpack-entries / -value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +83,25 @@ impl Hash {
             self.convert_to_table();
         }
         match &mut self.repr {
-            Repr::Table(t) => t.insert(field.into(), value.into()).is_none(),
+            Repr::Table(t) => {
+                // An existing field keeps its allocations: a value of the same
+                // length is overwritten in place, and the field is not copied.
+                let hash = hash_bytes(field);
+                match t.get_mut_hashed(hash, field) {
+                    Some(v) if v.len() == value.len() => {
+                        v.copy_from_slice(value);
+                        false
+                    }
+                    Some(v) => {
+                        *v = value.into();
+                        false
+                    }
+                    None => {
+                        t.insert_new_hashed(hash, field.into(), value.into());
+                        true
+                    }
+                }
+            }
             Repr::Packed(p) => {
                 let (added, len) = p.insert(field, value);
                 if len > limits.max_entries {
@@ -288,6 +306,10 @@ impl Packed {
     /// Inserts or replaces; returns (field was new, pair count after).
     fn insert(&mut self, field: &[u8], value: &[u8]) -> (bool, usize) {
         match self.find(field) {
+            Some(found) if found.value.len() == value.len() => {
+                self.buf[found.value].copy_from_slice(value);
+                (false, self.pairs().count())
+            }
             Some(found) => {
                 let mut encoded = Vec::with_capacity(varint_len(value.len()) + value.len());
                 put_varint(&mut encoded, value.len());
