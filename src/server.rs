@@ -212,6 +212,10 @@ impl Server {
     pub fn apply_config(&self) {
         let c = self.config.read();
         crate::evict::apply_config(&c);
+        cairn_storage::types::stream::set_node_limits(
+            c.get_i64("stream-node-max-bytes").max(0) as usize,
+            c.get_i64("stream-node-max-entries").max(0),
+        );
         self.max_bulk_len
             .store(c.get_i64("proto-max-bulk-len") as u64, Ordering::Relaxed);
         self.query_buf_limit.store(

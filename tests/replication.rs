@@ -81,6 +81,7 @@ fn stream_is_what_redis_propagates() {
         "DEL nokey",
         "LPUSH l a b",
         "RPOP l",
+        "GETEX x PERSIST",
     ] {
         let args: Vec<&str> = cmd.split(' ').collect();
         p.same(&args);
@@ -98,6 +99,7 @@ fn stream_is_what_redis_propagates() {
         "EXEC",
         "LPUSH l a b",
         "RPOP l",
+        "PERSIST x",
     ];
     for s in streams.iter_mut() {
         let got = read_commands(s, expected.len());

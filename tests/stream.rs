@@ -932,3 +932,23 @@ fn slow_subscriber_is_disconnected_past_the_hard_limit() {
     let info = admin.cmd(&["INFO", "memory"]).bulk_text();
     assert!(info.contains("used_memory"), "{info}");
 }
+
+/// stream-node-max-entries shapes the nodes that approximate trimming
+/// removes whole, so XADD/XTRIM with `~` and LIMIT trim what Redis trims.
+#[test]
+fn node_size_config_drives_approximate_trimming() {
+    let mut p = compare::Pair::new();
+    p.is(&["CONFIG", "SET", "stream-node-max-entries", "10"], "+OK");
+    for _ in 0..100 {
+        p.same_shape(&["XADD", "s", "*", "f", "v"]);
+    }
+    for want in [71, 62] {
+        p.same_shape(&[
+            "XADD", "s", "MAXLEN", "~", "55", "LIMIT", "30", "*", "f", "v",
+        ]);
+        p.is(&["XLEN", "s"], &format!(":{want}"));
+    }
+    p.is(&["XTRIM", "s", "MAXLEN", "~", "0", "LIMIT", "2"], ":0");
+    p.is(&["XTRIM", "s", "MAXLEN", "~", "0", "LIMIT", "20"], ":20");
+    p.is(&["CONFIG", "SET", "stream-node-max-entries", "100"], "+OK");
+}

@@ -473,7 +473,12 @@ fn parse_trim_args(c: &mut Ctx, a: &Argv, xadd: bool) -> Option<(TrimArgs, usize
         }
     } else if t.approx {
         // Redis caps approximate trims at 100 nodes' worth of entries.
-        t.limit = 100 * cairn_storage::types::stream::NODE_MAX_ENTRIES as u64;
+        let per_node = cairn_storage::types::stream::node_entries_limit();
+        t.limit = if per_node > 0 {
+            100 * per_node as u64
+        } else {
+            0
+        };
     }
     Some((t, i))
 }

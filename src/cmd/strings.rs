@@ -324,6 +324,7 @@ fn getex(c: &mut Ctx, a: &Argv) {
         }
         Ttl::Persist if c.ks.persist(db, key) => {
             c.dirty += 1;
+            c.propagate(&[b"PERSIST".as_slice(), key]);
             c.notify(event::GENERIC, "persist", key);
         }
         _ => {}

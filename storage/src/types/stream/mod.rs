@@ -8,12 +8,29 @@ pub mod lp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use lp::Val;
 
 /// Redis's stream-node-max-bytes and stream-node-max-entries defaults.
 pub const NODE_MAX_BYTES: usize = 4096;
 pub const NODE_MAX_ENTRIES: i64 = 100;
+
+// The configured node limits (CONFIG SET stream-node-max-*; 0 = no limit).
+static NODE_BYTES_LIMIT: AtomicUsize = AtomicUsize::new(NODE_MAX_BYTES);
+static NODE_ENTRIES_LIMIT: AtomicI64 = AtomicI64::new(NODE_MAX_ENTRIES);
+
+/// Sets the size at which new entries start a new node, as
+/// stream-node-max-bytes and stream-node-max-entries do in Redis.
+pub fn set_node_limits(max_bytes: usize, max_entries: i64) {
+    NODE_BYTES_LIMIT.store(max_bytes, Ordering::Relaxed);
+    NODE_ENTRIES_LIMIT.store(max_entries, Ordering::Relaxed);
+}
+
+/// The configured stream-node-max-entries (0: unlimited).
+pub fn node_entries_limit() -> i64 {
+    NODE_ENTRIES_LIMIT.load(Ordering::Relaxed)
+}
 /// Elements larger than this cannot be stored (listpacks are 32-bit sized).
 pub const MAX_ELEMENTS_SIZE: usize = (1 << 30) - 1024;
 
@@ -325,13 +342,16 @@ impl Stream {
         let mut tail = self.nodes.last_key_value().map(|(k, _)| *k);
         if let Some(k) = tail {
             let node = &self.nodes[&k];
-            let full = node.len() + total >= NODE_MAX_BYTES || {
-                let mut p = lp::HEADER;
-                let (c, np) = lp::next(node, p).unwrap_or((Val::Int(0), p));
-                p = np;
-                let d = lp::next(node, p).map_or(0, |v| v.0.int().unwrap_or(0));
-                c.int().unwrap_or(0) + d >= NODE_MAX_ENTRIES
-            };
+            let max_bytes = NODE_BYTES_LIMIT.load(Ordering::Relaxed);
+            let max_entries = node_entries_limit();
+            let full = (max_bytes > 0 && node.len() + total >= max_bytes)
+                || (max_entries > 0 && {
+                    let mut p = lp::HEADER;
+                    let (c, np) = lp::next(node, p).unwrap_or((Val::Int(0), p));
+                    p = np;
+                    let d = lp::next(node, p).map_or(0, |v| v.0.int().unwrap_or(0));
+                    c.int().unwrap_or(0) + d >= max_entries
+                });
             if full {
                 if let Some(n) = self.nodes.get_mut(&k) {
                     n.shrink_to_fit();
