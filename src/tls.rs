@@ -400,6 +400,24 @@ pub fn configure_at_startup(tls: &Tls, config: &Config) -> Result<(), String> {
         .map_err(|e| format!("{e}\nFailed to configure TLS. Check logs for more info."))
 }
 
+/// Listens on tls-port, if set. Startup failure names the port, like Redis.
+pub async fn bind(
+    srv: &std::sync::Arc<crate::server::Server>,
+) -> Result<Option<tokio::net::TcpListener>, String> {
+    let port = srv.config.read().get_i64("tls-port") as u16;
+    if port == 0 {
+        return Ok(None);
+    }
+    let listener = crate::server::listen(srv, port)
+        .await
+        .map_err(|e| format!("Failed listening on port {port} (TLS), aborting: {e}"))?;
+    let actual = listener.local_addr().map(|a| a.port()).unwrap_or(port);
+    srv.tls
+        .port
+        .store(actual as u64, std::sync::atomic::Ordering::Relaxed);
+    Ok(Some(listener))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
