@@ -293,6 +293,11 @@ pub fn perform_evictions(srv: &Server) -> Outcome {
 
 /// Called from the server's periodic tick: finishes an eviction that ran out
 /// of time.
+/// True while an eviction cycle stopped at its time limit with memory still over.
+pub fn unfinished() -> bool {
+    UNFINISHED.load(Ordering::Relaxed)
+}
+
 pub fn tick(srv: &Server) {
     access::tick();
     used_memory_with_peak();

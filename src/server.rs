@@ -36,6 +36,9 @@ const EXPIRE_TIME_PER_TICK: Duration = Duration::from_micros(250);
 /// A key cap on top of the time cap, bounding one tick's event batch.
 const EXPIRE_MAX_KEYS_PER_TICK: usize = 20_000;
 const EXPIRE_TICK: Duration = Duration::from_millis(1);
+/// Longest sleep of the expiry thread with nothing due, without and with maxmemory.
+const EXPIRE_TICK_IDLE: Duration = Duration::from_millis(100);
+const EXPIRE_TICK_MAXMEMORY: Duration = Duration::from_millis(10);
 /// expired_stale_perc counts due keys exactly up to this many per shard and
 /// database (beyond it, a lower bound: see docs/expiry.md).
 const STALE_COUNT_CAP: usize = 16_384;
@@ -341,15 +344,17 @@ impl Server {
 
     /// One active expiry tick: deletes due keys for at most
     /// [`EXPIRE_TIME_PER_TICK`] and publishes their events.
-    pub fn active_expire(&self) {
+    /// One active expiry cycle; false if it left due keys behind (time cap,
+    /// paused clients, disabled), so the caller comes back within a tick.
+    pub fn active_expire(&self) -> bool {
         // Paused clients must find the dataset unchanged.
         if !self.active_expire_enabled.load(Ordering::Relaxed) || self.pause.current().is_some() {
-            return;
+            return false;
         }
         let now = cairn_storage::keyspace::now_ms();
         match self.ks.earliest_deadline() {
             Some(d) if d <= now => {}
-            _ => return,
+            _ => return true,
         }
         let t = Instant::now();
         let run = self.expire_due_keys(now, EXPIRE_MAX_KEYS_PER_TICK, || {
@@ -363,6 +368,7 @@ impl Server {
         self.stats
             .expire_cycle_cpu_us
             .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+        !run.capped
     }
 
     /// Deletes every key whose deadline passed, at once: after loading an
@@ -628,9 +634,22 @@ fn start_expire_thread(srv: Arc<Server>) {
     let spawned = std::thread::Builder::new()
         .name("cairn-expire".into())
         .spawn(move || loop {
-            std::thread::sleep(EXPIRE_TICK);
+            // Sleeping until the next deadline (not a 1 ms poll) keeps this
+            // thread from preempting the io threads a thousand times a second;
+            // the periodic floor keeps the access clock and memory figures
+            // fresh, finer while maxmemory needs them.
+            let idle_max = if crate::evict::maxmemory() > 0 {
+                EXPIRE_TICK_MAXMEMORY
+            } else {
+                EXPIRE_TICK_IDLE
+            };
+            let busy = !srv.active_expire() || crate::evict::unfinished();
+            if busy {
+                std::thread::sleep(EXPIRE_TICK);
+            } else {
+                srv.ks.sleep_until_deadline(1, idle_max.as_millis() as u64);
+            }
             cairn_storage::keyspace::tick_lru_clock();
-            srv.active_expire();
             crate::evict::tick(&srv);
         });
     if let Err(e) = spawned {
@@ -826,7 +845,16 @@ impl Connection<'_> {
                 self.inbuf.reserve(READ_CHUNK);
             }
             let blocked_deadline = client.blocked.as_ref().map(|b| b.deadline);
-            let ev = {
+            let ev = if blocked_deadline.is_none() && self.paused_until.is_none() {
+                // The common case, kept lean: every pipeline round trip passes
+                // here, and the pause notifier below is shared by all clients.
+                tokio::select! {
+                    biased;
+                    _ = handle.kill_notify.notified() => Event::Killed,
+                    m = push_rx.recv() => Event::Push(m),
+                    r = self.sock.read_buf(&mut self.inbuf) => Event::Read(r),
+                }
+            } else {
                 let sleep = async {
                     match blocked_deadline {
                         Some(Some(d)) => tokio::time::sleep_until(d.into()).await,

@@ -240,6 +240,11 @@ pub struct Keyspace {
     /// Earliest deadline per shard (u64::MAX when none), so the expiry cycle can
     /// skip shards without locking them.
     next_deadline: Box<[AtomicU64]>,
+    /// When the expiry thread plans to wake next (ms), and the thread itself:
+    /// a deadline set earlier than that wakes it, so it can sleep until the
+    /// next deadline instead of polling.
+    expiry_wake_at: AtomicU64,
+    expiry_thread: std::sync::OnceLock<std::thread::Thread>,
     db_count: usize,
 }
 
@@ -262,8 +267,32 @@ impl Keyspace {
             snapshot_generation: AtomicU64::new(0),
             snapshot_running: AtomicBool::new(false),
             next_deadline,
+            expiry_wake_at: AtomicU64::new(0),
+            expiry_thread: std::sync::OnceLock::new(),
             db_count,
         }
+    }
+
+    /// Parks the calling (expiry) thread until the earliest deadline, at most
+    /// `max_ms` and at least `min_ms`; a command that sets an earlier deadline
+    /// meanwhile wakes it (see `note_deadline`).
+    pub fn sleep_until_deadline(&self, min_ms: u64, max_ms: u64) {
+        self.expiry_thread.get_or_init(std::thread::current);
+        let now = now_ms();
+        let limit = now.saturating_add(max_ms);
+        // Publish the limit before reading the deadlines: a deadline stored
+        // after this read sees a wake time at or below `limit` and unparks us.
+        self.expiry_wake_at.store(limit, Ordering::SeqCst);
+        let next = self
+            .next_deadline
+            .iter()
+            .map(|a| a.load(Ordering::SeqCst))
+            .min()
+            .unwrap_or(u64::MAX)
+            .min(limit);
+        self.expiry_wake_at.store(next, Ordering::SeqCst);
+        let wait = next.saturating_sub(now).max(min_ms);
+        std::thread::park_timeout(std::time::Duration::from_millis(wait));
     }
 
     /// Starts a point-in-time snapshot: the image is the keyspace as of this
@@ -680,7 +709,12 @@ impl<'a> Locked<'a> {
     }
 
     fn note_deadline(&self, idx: usize, at: u64) {
-        self.ks.next_deadline[idx].fetch_min(at, Ordering::Relaxed);
+        let before = self.ks.next_deadline[idx].fetch_min(at, Ordering::SeqCst);
+        if at < before && at < self.ks.expiry_wake_at.load(Ordering::SeqCst) {
+            if let Some(t) = self.ks.expiry_thread.get() {
+                t.unpark();
+            }
+        }
     }
 
     /// Looks a key up, deleting it first if its deadline has passed.
@@ -1028,6 +1062,31 @@ mod tests {
         assert!(l.lookup(0, b"a").is_none());
         assert_eq!(l.expired.len(), 1);
         assert_eq!(l.db_expires_len(0), 0);
+    }
+
+    #[test]
+    fn an_earlier_deadline_wakes_the_sleeping_expiry_thread() {
+        let ks = std::sync::Arc::new(Keyspace::new(1));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sleeper = {
+            let ks = ks.clone();
+            std::thread::spawn(move || {
+                let t = std::time::Instant::now();
+                ks.sleep_until_deadline(1, 60_000);
+                tx.send(t.elapsed()).unwrap();
+            })
+        };
+        // Give it time to fall asleep with nothing due for a minute.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(rx.try_recv().is_err(), "woke without a deadline");
+        let now = now_ms();
+        let mut l = ks.lock_key(b"a", now);
+        l.set(0, b"a", s("1"));
+        l.set_expire(0, b"a", now + 50);
+        drop(l);
+        let slept = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        assert!(slept < std::time::Duration::from_secs(5), "slept {slept:?}");
+        sleeper.join().unwrap();
     }
 
     #[test]
