@@ -16,9 +16,11 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose, SerialNumber,
 };
-use tokio_rustls::rustls;
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned, SupportedProtocolVersion};
+use rustls::{
+    ClientConfig, ClientConnection, RootCertStore, StreamOwned, SupportedProtocolVersion,
+};
+use tokio_rustls::rustls;
 
 /// A certificate authority that signs server and client certificates.
 struct Ca {
@@ -49,8 +51,7 @@ impl Ca {
     fn issue(&self, name: &str, serial: u64, client: bool) -> Leaf {
         let key = KeyPair::generate().unwrap();
         let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .unwrap();
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         params.distinguished_name.push(DnType::CommonName, name);
         params.serial_number = Some(SerialNumber::from(serial));
         params.extended_key_usages = vec![if client {
@@ -191,7 +192,11 @@ impl TlsServer {
                     return s;
                 }
             }
-            assert!(Instant::now() < deadline, "cairn did not start: {}", s.output());
+            assert!(
+                Instant::now() < deadline,
+                "cairn did not start: {}",
+                s.output()
+            );
             std::thread::sleep(Duration::from_millis(30));
         }
     }
@@ -296,7 +301,11 @@ fn served_cert(s: &TlsClient) -> Vec<u8> {
 }
 
 fn config_get(con: &mut redis::Connection, name: &str) -> String {
-    let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(name).query(con).unwrap();
+    let v: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg(name)
+        .query(con)
+        .unwrap();
     v.get(1).cloned().unwrap_or_default()
 }
 
@@ -314,13 +323,26 @@ fn ping_set_get_and_large_values_over_tls() {
     let pki = Pki::new();
     let s = TlsServer::start(&pki, true, &[]);
     let mut con = s.redis_tls(&pki, true).expect("TLS connection");
-    assert_eq!(redis::cmd("PING").query::<String>(&mut con).unwrap(), "PONG");
+    assert_eq!(
+        redis::cmd("PING").query::<String>(&mut con).unwrap(),
+        "PONG"
+    );
     let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
-    assert_eq!(redis::cmd("GET").arg("k").query::<String>(&mut con).unwrap(), "v");
+    assert_eq!(
+        redis::cmd("GET")
+            .arg("k")
+            .query::<String>(&mut con)
+            .unwrap(),
+        "v"
+    );
 
     // Larger than a TLS record and than the session's write buffer.
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-    let _: () = redis::cmd("SET").arg("big").arg(&big).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(&big)
+        .query(&mut con)
+        .unwrap();
     let back: Vec<u8> = redis::cmd("GET").arg("big").query(&mut con).unwrap();
     assert_eq!(back, big);
 
@@ -334,7 +356,10 @@ fn ping_set_get_and_large_values_over_tls() {
 
     // The same data on the plain port.
     let mut plain = s.plain();
-    assert_eq!(raw(&mut plain, &["GET", "n"]).unwrap(), redis::Value::BulkString(b"5000".to_vec()));
+    assert_eq!(
+        raw(&mut plain, &["GET", "n"]).unwrap(),
+        redis::Value::BulkString(b"5000".to_vec())
+    );
     let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut plain).unwrap();
     assert_eq!(list.lines().count(), 2, "{list}");
 }
@@ -349,12 +374,19 @@ fn a_client_that_never_finishes_the_handshake_does_not_block_others() {
         .collect();
     // Half a ClientHello.
     let mut half = TcpStream::connect(("127.0.0.1", s.tls_port)).unwrap();
-    half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+    half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
     for _ in 0..3 {
         let mut con = s.redis_tls(&pki, true).unwrap();
-        assert_eq!(redis::cmd("PING").query::<String>(&mut con).unwrap(), "PONG");
+        assert_eq!(
+            redis::cmd("PING").query::<String>(&mut con).unwrap(),
+            "PONG"
+        );
     }
-    assert_eq!(raw(&mut s.plain(), &["PING"]).unwrap(), redis::Value::SimpleString("PONG".into()));
+    assert_eq!(
+        raw(&mut s.plain(), &["PING"]).unwrap(),
+        redis::Value::SimpleString("PONG".into())
+    );
 }
 
 #[test]
@@ -371,7 +403,12 @@ fn redis_cli_tls_interop() {
     let cli = |args: &[&str]| -> String {
         let out = Command::new("redis-cli")
             .args(["--tls", "--cacert", &pki.p("ca.crt")])
-            .args(["--cert", &pki.p("client.crt"), "--key", &pki.p("client.key")])
+            .args([
+                "--cert",
+                &pki.p("client.crt"),
+                "--key",
+                &pki.p("client.key"),
+            ])
             .args(["-h", "127.0.0.1", "-p", &s.tls_port.to_string()])
             .args(args)
             .stdin(Stdio::null())
@@ -413,7 +450,10 @@ fn mutual_tls_requires_a_ca_signed_client_certificate() {
     let no_cert = client_config(&[&ca], None, &[]);
     let r = tls_connect(s.tls_port, &no_cert).and_then(|mut c| ping(&mut c));
     assert!(r.is_err(), "a client without a certificate got {r:?}");
-    assert!(s.redis_tls(&pki, false).and_then(|mut c| redis::cmd("PING").query::<String>(&mut c)).is_err());
+    assert!(s
+        .redis_tls(&pki, false)
+        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+        .is_err());
 
     // A certificate from another CA is refused too.
     let stranger = Ca::new("Another CA").issue("intruder", 7, true);
@@ -427,7 +467,10 @@ fn mutual_tls_requires_a_ca_signed_client_certificate() {
     assert_eq!(ping(&mut c).unwrap(), "+PONG");
     assert_eq!(served_cert(&c), pki.server.der);
     let mut con = s.redis_tls(&pki, true).unwrap();
-    assert_eq!(redis::cmd("PING").query::<String>(&mut con).unwrap(), "PONG");
+    assert_eq!(
+        redis::cmd("PING").query::<String>(&mut con).unwrap(),
+        "PONG"
+    );
 }
 
 #[test]
@@ -447,13 +490,27 @@ fn optional_client_auth_verifies_only_presented_certificates() {
     // tls-auth-clients no: no CA needed, no certificate asked for.
     let mut plain = s.plain();
     assert_eq!(
-        raw(&mut plain, &["CONFIG", "SET", "tls-auth-clients", "no", "tls-ca-cert-file", ""]).unwrap(),
+        raw(
+            &mut plain,
+            &[
+                "CONFIG",
+                "SET",
+                "tls-auth-clients",
+                "no",
+                "tls-ca-cert-file",
+                ""
+            ]
+        )
+        .unwrap(),
         redis::Value::Okay
     );
     let mut c = tls_connect(s.tls_port, &client_config(&[&ca], None, &[])).unwrap();
     assert_eq!(ping(&mut c).unwrap(), "+PONG");
     // And back to yes without a CA is refused, as Redis's tlsConfigure does.
-    let e = err_of(raw(&mut plain, &["CONFIG", "SET", "tls-auth-clients", "yes"]));
+    let e = err_of(raw(
+        &mut plain,
+        &["CONFIG", "SET", "tls-auth-clients", "yes"],
+    ));
     assert_eq!(e, "ERR CONFIG SET failed (possibly related to argument 'tls-auth-clients') - Unable to update TLS configuration. Check server logs.");
     assert_eq!(config_get(&mut plain, "tls-auth-clients"), "no");
 }
@@ -473,7 +530,10 @@ fn tls_only_server_refuses_plain_connections() {
     let _ = sock.read_to_end(&mut buf);
     assert!(!String::from_utf8_lossy(&buf).contains("PONG"), "{buf:?}");
     // The server is still up.
-    assert_eq!(redis::cmd("PING").query::<String>(&mut con).unwrap(), "PONG");
+    assert_eq!(
+        redis::cmd("PING").query::<String>(&mut con).unwrap(),
+        "PONG"
+    );
 }
 
 #[test]
@@ -491,7 +551,18 @@ fn config_set_reloads_the_certificate_for_new_connections() {
 
     let mut plain = s.plain();
     assert_eq!(
-        raw(&mut plain, &["CONFIG", "SET", "tls-cert-file", &cert2, "tls-key-file", &key2]).unwrap(),
+        raw(
+            &mut plain,
+            &[
+                "CONFIG",
+                "SET",
+                "tls-cert-file",
+                &cert2,
+                "tls-key-file",
+                &key2
+            ]
+        )
+        .unwrap(),
         redis::Value::Okay
     );
     assert_eq!(config_get(&mut plain, "tls-cert-file"), cert2);
@@ -517,23 +588,39 @@ fn bad_certificate_on_config_set_keeps_the_old_one() {
     let s = TlsServer::start(&pki, true, &[]);
     let mut plain = s.plain();
     let garbage = pki.write("garbage.crt", "this is not a certificate\n");
-    let e = err_of(raw(&mut plain, &["CONFIG", "SET", "tls-cert-file", &garbage]));
+    let e = err_of(raw(
+        &mut plain,
+        &["CONFIG", "SET", "tls-cert-file", &garbage],
+    ));
     assert_eq!(e, "ERR CONFIG SET failed (possibly related to argument 'tls-cert-file') - Unable to update TLS configuration. Check server logs.");
     let missing = pki.p("missing.crt");
-    let e = err_of(raw(&mut plain, &["CONFIG", "SET", "tls-cert-file", &missing]));
+    let e = err_of(raw(
+        &mut plain,
+        &["CONFIG", "SET", "tls-cert-file", &missing],
+    ));
     assert!(e.contains("Unable to update TLS configuration"), "{e}");
     // A valid certificate whose key is not the configured key.
     let other = pki.ca.issue("other", 3003, false);
     let other_cert = pki.write("other.crt", &other.cert_pem);
-    let e = err_of(raw(&mut plain, &["CONFIG", "SET", "tls-cert-file", &other_cert]));
+    let e = err_of(raw(
+        &mut plain,
+        &["CONFIG", "SET", "tls-cert-file", &other_cert],
+    ));
     assert!(e.contains("Unable to update TLS configuration"), "{e}");
-    let e = err_of(raw(&mut plain, &["CONFIG", "SET", "tls-protocols", "SSLv3"]));
+    let e = err_of(raw(
+        &mut plain,
+        &["CONFIG", "SET", "tls-protocols", "SSLv3"],
+    ));
     assert_eq!(e, "ERR CONFIG SET failed (possibly related to argument 'tls-protocols') - Unable to update TLS configuration. Check server logs.");
 
     // Nothing changed: neither the config nor the served certificate.
     assert_eq!(config_get(&mut plain, "tls-cert-file"), pki.p("server.crt"));
     assert_eq!(config_get(&mut plain, "tls-protocols"), "");
-    let mut c = tls_connect(s.tls_port, &client_config(&[&pki.ca.pem()], Some(&pki.client), &[])).unwrap();
+    let mut c = tls_connect(
+        s.tls_port,
+        &client_config(&[&pki.ca.pem()], Some(&pki.client), &[]),
+    )
+    .unwrap();
     assert_eq!(served_cert(&c), pki.server.der);
     assert_eq!(ping(&mut c).unwrap(), "+PONG");
 }
@@ -577,10 +664,15 @@ fn tls_protocols_restrict_versions_and_reload() {
     let ca = pki.ca.pem();
     let tls12 = client_config(&[&ca], Some(&pki.client), &[&rustls::version::TLS12]);
     let tls13 = client_config(&[&ca], Some(&pki.client), &[&rustls::version::TLS13]);
-    assert!(tls_connect(s.tls_port, &tls12).and_then(|mut c| ping(&mut c)).is_err());
+    assert!(tls_connect(s.tls_port, &tls12)
+        .and_then(|mut c| ping(&mut c))
+        .is_err());
     let mut c = tls_connect(s.tls_port, &tls13).unwrap();
     assert_eq!(ping(&mut c).unwrap(), "+PONG");
-    assert_eq!(c.conn.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+    assert_eq!(
+        c.conn.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
 
     let mut plain = s.plain();
     assert_eq!(
@@ -589,12 +681,28 @@ fn tls_protocols_restrict_versions_and_reload() {
     );
     let mut c = tls_connect(s.tls_port, &tls12).unwrap();
     assert_eq!(ping(&mut c).unwrap(), "+PONG");
-    assert_eq!(c.conn.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
-    assert!(tls_connect(s.tls_port, &tls13).and_then(|mut c| ping(&mut c)).is_err());
+    assert_eq!(
+        c.conn.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    assert!(tls_connect(s.tls_port, &tls13)
+        .and_then(|mut c| ping(&mut c))
+        .is_err());
 
     // TLS 1.3 suites by OpenSSL name; unknown names are refused.
     assert_eq!(
-        raw(&mut plain, &["CONFIG", "SET", "tls-protocols", "TLSv1.2 TLSv1.3", "tls-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"]).unwrap(),
+        raw(
+            &mut plain,
+            &[
+                "CONFIG",
+                "SET",
+                "tls-protocols",
+                "TLSv1.2 TLSv1.3",
+                "tls-ciphersuites",
+                "TLS_CHACHA20_POLY1305_SHA256"
+            ]
+        )
+        .unwrap(),
         redis::Value::Okay
     );
     let c = tls_connect(s.tls_port, &tls13).unwrap();
@@ -602,7 +710,10 @@ fn tls_protocols_restrict_versions_and_reload() {
         c.conn.negotiated_cipher_suite().map(|s| s.suite()),
         Some(rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256)
     );
-    let e = err_of(raw(&mut plain, &["CONFIG", "SET", "tls-ciphersuites", "TLS_NO_SUCH_SUITE"]));
+    let e = err_of(raw(
+        &mut plain,
+        &["CONFIG", "SET", "tls-ciphersuites", "TLS_NO_SUCH_SUITE"],
+    ));
     assert!(e.contains("Unable to update TLS configuration"), "{e}");
 }
 
@@ -615,7 +726,11 @@ fn pubsub_and_client_kill_over_tls() {
     let mut ps = sub.as_pubsub();
     ps.subscribe("news").unwrap();
     ps.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let n: i64 = redis::cmd("PUBLISH").arg("news").arg("over tls").query(&mut plain).unwrap();
+    let n: i64 = redis::cmd("PUBLISH")
+        .arg("news")
+        .arg("over tls")
+        .query(&mut plain)
+        .unwrap();
     assert_eq!(n, 1);
     let msg = ps.get_message().unwrap();
     assert_eq!(msg.get_payload::<String>().unwrap(), "over tls");
