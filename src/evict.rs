@@ -82,6 +82,16 @@ impl Policy {
     pub fn lfu(self) -> bool {
         matches!(self, Policy::AllKeysLfu | Policy::VolatileLfu)
     }
+    /// Every key keeps its own access record, so Redis shares no integers.
+    pub fn tracks_access(self) -> bool {
+        !matches!(
+            self,
+            Policy::NoEviction
+                | Policy::AllKeysRandom
+                | Policy::VolatileRandom
+                | Policy::VolatileTtl
+        )
+    }
     fn random(self) -> bool {
         matches!(self, Policy::AllKeysRandom | Policy::VolatileRandom)
     }
@@ -401,10 +411,9 @@ fn evict_key(srv: &Server, db: usize, key: Key, events: &mut Vec<Notification>) 
     if removed.is_none() && !expired {
         return None;
     }
-    if srv.persistence.aof_on() {
+    if srv.propagating() {
         // Logged under the shard lock, like an expiry: before any later write.
-        srv.persistence
-            .append(|w| w.command(db, &[b"DEL".as_slice(), &key]));
+        srv.propagate(|w| w.command(db, &[b"DEL".as_slice(), &key]));
     }
     drop(removed);
     drop(l);

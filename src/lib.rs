@@ -19,6 +19,7 @@ pub mod pause;
 pub mod persistence;
 pub mod pubsub;
 pub mod replay;
+pub mod replication;
 pub mod resp;
 pub mod server;
 pub mod stats;

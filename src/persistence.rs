@@ -137,8 +137,15 @@ fn write_snapshot_file(
 /// A point-in-time snapshot of the keyspace written to `path` (RDB, or RESP
 /// commands when `rdb` is false), not fsynced; returns its size. For SYNC/PSYNC
 /// and the offline tools. Waits while another snapshot (BGSAVE, rewrite)
-/// is walking the keyspace, as only one runs at a time.
-pub fn snapshot_to_file(srv: &Server, path: &std::path::Path, rdb: bool) -> Result<u64, String> {
+/// is walking the keyspace, as only one runs at a time. `at_instant` runs at
+/// the snapshot's instant, with every shard held (a replica's stream starts
+/// there).
+pub fn snapshot_to_file(
+    srv: &Server,
+    path: &std::path::Path,
+    rdb: bool,
+    at_instant: impl FnOnce(),
+) -> Result<u64, String> {
     let format = if rdb {
         SnapshotFormat::Rdb(Arc::new(RdbSink::new(
             cairn_storage::keyspace::now_ms(),
@@ -147,7 +154,7 @@ pub fn snapshot_to_file(srv: &Server, path: &std::path::Path, rdb: bool) -> Resu
     } else {
         SnapshotFormat::Resp(Arc::new(RespBaseSink::default()))
     };
-    match write_snapshot_file(srv, path, &format, false, || {})? {
+    match write_snapshot_file(srv, path, &format, false, at_instant)? {
         // FLUSHALL during the walk aborts it: the snapshot is of no instant.
         w if w.aborted => Err("the data set was flushed during the snapshot".into()),
         w => Ok(w.bytes),
@@ -294,9 +301,23 @@ impl Persistence {
 
     /// Waits until `lsn` is durable (per policy). False if the log failed
     /// first: the reply must then never be sent.
+    ///
+    /// Under `always` the waiting thread commits the log itself, the way
+    /// Redis fsyncs once per event-loop turn before sending that turn's
+    /// replies: the task first yields, so the other connections ready on
+    /// this I/O thread run their commands, and the first of them to resume
+    /// writes and fsyncs everything appended so far; the rest find their
+    /// records covered and reply without any wake-up from another thread.
     pub async fn wait_durable(&self, lsn: u64) -> bool {
         if self.durable_tx.borrow().lsn >= lsn {
             return true;
+        }
+        if let Some(log) = self.committing_log() {
+            tokio::task::yield_now().await;
+            if self.durable_tx.borrow().lsn >= lsn {
+                return true;
+            }
+            log.commit(lsn);
         }
         let mut rx = self.durable_tx.subscribe();
         let reached = match rx.wait_for(|d| d.lsn >= lsn || d.failed).await {
@@ -304,6 +325,17 @@ impl Persistence {
             Err(_) => false,
         };
         reached
+    }
+
+    /// The log a waiting thread commits itself: under `always`, unless a
+    /// rewrite is replacing a failed log (then positions become durable only
+    /// with the new base, and the waiter waits for that).
+    fn committing_log(&self) -> Option<Arc<AofLog>> {
+        if self.recovering.load(Ordering::Acquire) {
+            return None;
+        }
+        let log = self.aof.read().clone()?;
+        (log.policy() == FsyncPolicy::Always).then_some(log)
     }
 
     /// Why writes are refused, if the AOF cannot make them durable.

@@ -59,6 +59,7 @@ pub struct Server {
     pub port: AtomicU64,
     pub dirty: AtomicU64,
     pub blocking: BlockRegistry,
+    pub replication: crate::replication::Replication,
     pub pubsub: PubSub,
     pub slowlog: Mutex<Slowlog>,
     pub pause: ClientPause,
@@ -155,6 +156,7 @@ impl Server {
             port: AtomicU64::new(0),
             dirty: AtomicU64::new(0),
             blocking: BlockRegistry::default(),
+            replication: Default::default(),
             pubsub: PubSub::default(),
             slowlog: Mutex::new(Slowlog::default()),
             pause: ClientPause::default(),
@@ -244,6 +246,12 @@ impl Server {
             let target = match w[0] {
                 "pubsub" => &self.pubsub.limits,
                 "normal" => &self.normal_obuf_limits,
+                "replica" | "slave" => {
+                    self.replication
+                        .hard_limit
+                        .store(limits[0], Ordering::Relaxed);
+                    continue;
+                }
                 _ => continue,
             };
             for (t, v) in target.iter().zip(limits) {
@@ -344,6 +352,22 @@ impl Server {
 
     /// One active expiry tick: deletes due keys for at most
     /// [`EXPIRE_TIME_PER_TICK`] and publishes their events.
+    /// True when writes must be recorded: an AOF is open or a replica is
+    /// attached.
+    pub fn propagating(&self) -> bool {
+        self.persistence.aof_on() || self.replication.active()
+    }
+
+    /// Records a write's effects for the AOF and every attached replica, in
+    /// one form (call it while the write's shards are held); returns the log
+    /// position the reply must wait for, if an AOF is open.
+    pub fn propagate(&self, write: impl Fn(&mut cairn_storage::aof::RecordWriter)) -> Option<u64> {
+        if self.replication.active() {
+            self.replication.feed(&write);
+        }
+        self.persistence.append(|w| write(w))
+    }
+
     /// One active expiry cycle; false if it left due keys behind (time cap,
     /// paused clients, disabled), so the caller comes back within a tick.
     pub fn active_expire(&self) -> bool {
@@ -389,12 +413,11 @@ impl Server {
         max_keys: usize,
         time_up: impl FnMut() -> bool,
     ) -> cairn_storage::keyspace::ExpireRun {
-        let log = self.persistence.aof_on();
+        let log = self.propagating();
         let mut run = self.ks.expire_due(now, max_keys, time_up, |db, key| {
             if log {
                 // Logged under the shard lock: before any later write of the key.
-                self.persistence
-                    .append(|w| w.command(db, &[b"DEL".as_slice(), key]));
+                self.propagate(|w| w.command(db, &[b"DEL".as_slice(), key]));
             }
         });
         if run.expired.is_empty() {
@@ -662,8 +685,17 @@ async fn cron(srv: Arc<Server>) {
     let mut stale_countdown = STALE_MEASURE_EVERY;
     let mut last_cmds = srv.stats.total_commands();
     let mut last_at = Instant::now();
+    let mut last_replica_ping = Instant::now();
     loop {
         tick.tick().await;
+        if srv.replication.active() {
+            // Keeps replicas from timing out while no write flows.
+            let period = srv.config.read().get_i64("repl-ping-replica-period").max(1) as u64;
+            if last_replica_ping.elapsed() >= Duration::from_secs(period) {
+                srv.replication.ping();
+                last_replica_ping = Instant::now();
+            }
+        }
         stale_countdown -= 1;
         if stale_countdown == 0 {
             stale_countdown = STALE_MEASURE_EVERY;
@@ -950,7 +982,8 @@ impl Connection<'_> {
             }
             self.flush(client).await?;
             if let Some(psync) = client.sync_requested.take() {
-                self.serve_sync(psync).await?;
+                // From here on the connection is a replica's stream.
+                return self.serve_sync(client, psync).await;
             }
             if client.close_after_reply {
                 return Ok(());
@@ -960,8 +993,69 @@ impl Connection<'_> {
 
     /// SYNC/PSYNC: writes a fork-free point-in-time snapshot to a temp file
     /// (the walk never holds a shard lock for long), then streams it as the
-    /// `$<len>` payload; newlines keep the replica's read alive meanwhile.
-    async fn serve_sync(&mut self, psync: bool) -> std::io::Result<()> {
+    /// `$<len>` payload (newlines keep the replica's read alive meanwhile),
+    /// then every write since the snapshot's instant (replication.rs).
+    async fn serve_sync(&mut self, client: &Client, psync: bool) -> std::io::Result<()> {
+        let feed = Arc::new(Mutex::new(None));
+        let id = client.id();
+        let result = self.send_snapshot(psync, feed.clone(), id).await;
+        let stream = feed.lock().take();
+        let result = match (result, stream) {
+            (Ok(()), Some(rx)) => self.stream_to_replica(client, rx).await,
+            (r, _) => r,
+        };
+        self.srv.replication.detach(id);
+        result
+    }
+
+    /// Forwards the replica's feed until either side ends; what the replica
+    /// sends (REPLCONF ACK) needs no reply.
+    async fn stream_to_replica(
+        &mut self,
+        client: &Client,
+        feed: crate::replication::Stream,
+    ) -> std::io::Result<()> {
+        let handle = client.handle.clone();
+        let crate::replication::Stream {
+            rx: mut feed,
+            queued,
+        } = feed;
+        loop {
+            tokio::select! {
+                biased;
+                _ = handle.kill_notify.notified() => return Ok(()),
+                m = feed.recv() => {
+                    let Some(first) = m else { return Ok(()) };
+                    self.out.buf.extend_from_slice(&first);
+                    while let Ok(more) = feed.try_recv() {
+                        self.out.buf.extend_from_slice(&more);
+                    }
+                    self.sock.write_all(&self.out.buf).await?;
+                    self.sock.flush().await?;
+                    queued.fetch_sub(self.out.buf.len(), Ordering::AcqRel);
+                    self.srv
+                        .stats
+                        .net_output_bytes
+                        .fetch_add(self.out.buf.len() as u64, Ordering::Relaxed);
+                    self.out.buf.clear();
+                }
+                r = self.sock.read_buf(&mut self.inbuf) => {
+                    if matches!(r, Ok(0) | Err(_)) {
+                        return Ok(());
+                    }
+                    self.inbuf.clear();
+                    self.start = 0;
+                }
+            }
+        }
+    }
+
+    async fn send_snapshot(
+        &mut self,
+        psync: bool,
+        feed: Arc<Mutex<Option<crate::replication::Stream>>>,
+        client_id: u64,
+    ) -> std::io::Result<()> {
         let dir = std::path::PathBuf::from(self.srv.config.read().get("dir"));
         let tmp = dir.join(format!(
             "temp-sync-{}-{}.rdb",
@@ -970,7 +1064,9 @@ impl Connection<'_> {
         ));
         let (srv, path) = (self.srv.clone(), tmp.clone());
         let job = tokio::task::spawn_blocking(move || {
-            crate::persistence::snapshot_to_file(&srv, &path, true)
+            crate::persistence::snapshot_to_file(&srv, &path, true, || {
+                *feed.lock() = Some(srv.replication.attach(client_id));
+            })
         });
         tokio::pin!(job);
         if psync {

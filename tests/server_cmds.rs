@@ -429,3 +429,83 @@ fn server_error_texts_pending_fixes() {
         ("COMMAND GETKEYS GET", "-ERR wrong number of arguments for 'command|getkeys' command"),
     ]);
 }
+
+/// Cairn has no script engine: FUNCTION behaves as Redis does with an empty
+/// library (the Redis test suite and client libraries send FUNCTION FLUSH),
+/// and loading code fails with Redis's unknown-engine error.
+#[test]
+fn function_with_an_empty_library_like_redis() {
+    let mut p = Pair::new();
+    p.table(&[
+        ("FUNCTION FLUSH", "+OK"),
+        ("FUNCTION FLUSH ASYNC", "+OK"),
+        ("FUNCTION FLUSH sync", "+OK"),
+        (
+            "FUNCTION FLUSH now",
+            "-ERR FUNCTION FLUSH only supports SYNC|ASYNC option",
+        ),
+        ("FUNCTION LIST", "[]"),
+        ("FUNCTION LIST WITHCODE LIBRARYNAME x*", "[]"),
+        ("FUNCTION LIST foo", "-ERR Unknown argument foo"),
+        ("FUNCTION DELETE lib", "-ERR Library not found"),
+        (
+            "FUNCTION KILL",
+            "-NOTBUSY No scripts in execution right now.",
+        ),
+        ("FUNCTION LOAD code", "-ERR Missing library metadata"),
+        ("FUNCTION LOAD #!lua", "-ERR Invalid library metadata"),
+        ("FUNCTION LOAD FOO #!lua", "-ERR Unknown option given: FOO"),
+        (
+            "FUNCTION RESTORE junk",
+            "-ERR DUMP payload version or checksum are wrong",
+        ),
+        ("FCALL f 0", "-ERR Function not found"),
+        ("FCALL_RO f 1 k", "-ERR Function not found"),
+        (
+            "FUNCTION NOPE",
+            "-ERR unknown subcommand 'NOPE'. Try FUNCTION HELP.",
+        ),
+        (
+            "FUNCTION DELETE",
+            "-ERR wrong number of arguments for 'function|delete' command",
+        ),
+    ]);
+    p.is(
+        &["FUNCTION", "LOAD", "#!lua x=1\nreturn 1"],
+        "-ERR Invalid metadata value given: x=1",
+    );
+    p.is(
+        &["FUNCTION", "LOAD", "#!lua\nreturn 1"],
+        "-ERR Library name was not given",
+    );
+    // The empty library's dump is byte-identical and restores in both.
+    let dump = p.same(&["FUNCTION", "DUMP"]);
+    let Resp::Bulk(bytes) = &dump else {
+        panic!("FUNCTION DUMP is a bulk string: {}", dump.render())
+    };
+    assert_eq!(bytes.len(), 10, "footer only");
+    assert_eq!(
+        p.c.cmd_bin(&[b"FUNCTION", b"RESTORE", bytes]).render(),
+        "+OK"
+    );
+    assert_eq!(
+        p.c.cmd_bin(&[b"FUNCTION", b"RESTORE", bytes, b"BOGUS"])
+            .render(),
+        "-ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."
+    );
+    let mut corrupt = bytes.clone();
+    corrupt[9] ^= 1;
+    assert_eq!(
+        p.c.cmd_bin(&[b"FUNCTION", b"RESTORE", &corrupt]).render(),
+        "-ERR DUMP payload version or checksum are wrong"
+    );
+    if let Some(r) = p.r.as_mut() {
+        let want = r
+            .cmd_bin(&[b"FUNCTION", b"RESTORE", bytes, b"BOGUS"])
+            .render();
+        assert_eq!(
+            want,
+            "-ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."
+        );
+    }
+}

@@ -278,6 +278,9 @@ fn zrandmember_and_zscan() {
             ("ZRANDMEMBER z 0", "[]"),
             ("ZRANDMEMBER z 1 foo", "ERR syntax error"),
             ("ZRANDMEMBER z -9223372036854775808", "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"),
+            // A huge negative count is refused, not served (it would never end).
+            ("ZRANDMEMBER z -9223372036854770000 WITHSCORES", "ERR value is out of range"),
+            ("ZRANDMEMBER z -9223372036854770000", "ERR value is out of range"),
             ("ZSCAN z 0", "[0,[a,1,b,2,c,3]]"),
             ("ZSCAN z 0 MATCH b*", "[0,[b,2]]"),
             ("ZSCAN z x", "ERR invalid cursor"),

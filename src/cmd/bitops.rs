@@ -45,11 +45,9 @@ fn setbit(c: &mut Ctx, a: &Argv) {
     match c.get_str(key) {
         Err(()) => return,
         Ok(None) => c.ks.set(db, key, Value::Str(Vec::new())),
-        Ok(Some(_)) => c.ks.signal_modified(db, key),
+        Ok(Some(_)) => {}
     }
-    let Ok(Some(v)) = c.get_str(key) else {
-        unreachable!("string present")
-    };
+    let v = c.str_in_place(key);
     let byte = (offset >> 3) as usize;
     if v.len() <= byte {
         v.resize(byte + 1, 0);

@@ -384,13 +384,31 @@ fn object(c: &mut Ctx, a: &Argv) {
     let db = c.db();
     let lfu = crate::evict::policy().lfu();
     // Peek without refreshing the access clock, as Redis's OBJECT does.
-    let Some(e) = c.ks.peek(db, a.get(2)).map(|e| (e.value.encoding(), e.lru)) else {
+    let Some(e) = c.ks.peek(db, a.get(2)).map(|e| {
+        let enc = match e.value {
+            Value::Str(_) if e.raw_string => "raw",
+            _ => e.value.encoding(),
+        };
+        let small_int = match &e.value {
+            Value::Str(s) if enc == "int" => cairn_storage::value::parse_i64_strict(s)
+                .is_some_and(|n| (0..SHARED_INTEGERS).contains(&n)),
+            _ => false,
+        };
+        (enc, e.lru, small_int)
+    }) else {
         return c.out.null();
     };
-    let (enc, lru) = e;
+    let (enc, lru, small_int) = e;
     match sub.as_slice() {
         b"encoding" => c.out.bulk(enc.as_bytes()),
-        b"refcount" => c.out.int(1),
+        b"refcount" => {
+            // Redis shares one object per integer below 10000 (unless an
+            // LRU/LFU policy needs per-key access data) and reports its
+            // refcount as INT_MAX; clients and its test suite rely on it.
+            let shared = small_int
+                && (crate::evict::maxmemory() == 0 || !crate::evict::policy().tracks_access());
+            c.out.int(if shared { i32::MAX as i64 } else { 1 })
+        }
         b"idletime" => {
             if lfu {
                 return c.error("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
@@ -406,6 +424,9 @@ fn object(c: &mut Ctx, a: &Argv) {
         _ => unreachable!("subcommand checked above"),
     }
 }
+
+/// Integers Redis keeps as shared objects: 0 up to this (exclusive).
+const SHARED_INTEGERS: i64 = 10_000;
 
 /// EXPIRE family: `unit_ms` scales the argument; `absolute` for *AT forms.
 fn expire_generic(c: &mut Ctx, a: &Argv, unit_ms: i64, absolute: bool) {

@@ -22,6 +22,7 @@ pub mod acl;
 pub mod aof;
 pub mod bitops;
 pub mod connection;
+pub mod function;
 pub mod hash;
 pub mod keys;
 pub mod list;
@@ -215,6 +216,7 @@ impl Table {
             persistence::COMMANDS,
             memory::COMMANDS,
             acl::COMMANDS,
+            function::COMMANDS,
         ];
         let mut commands = Vec::new();
         let mut by_name = HashMap::new();
@@ -250,6 +252,7 @@ pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong
 pub const NOT_INT: &str = "ERR value is not an integer or out of range";
 pub const NOT_FLOAT: &str = "ERR value is not a valid float";
 pub const SYNTAX: &str = "ERR syntax error";
+pub const BAD_DUMP_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
 pub const NO_SUCH_KEY: &str = "ERR no such key";
 pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
 pub const DB_INDEX: &str = "ERR DB index is out of range";
@@ -352,7 +355,7 @@ impl<'a> Ctx<'a> {
     /// Logs `args` (in the current database) instead of the command as sent;
     /// call once per record, e.g. SET ... PXAT for SET ... EX.
     pub fn propagate<A: AsRef<[u8]>>(&mut self, args: &[A]) {
-        if self.srv.persistence.aof_on() {
+        if self.srv.propagating() {
             self.propagated
                 .push((self.client.db, OwnedArgv::from_args(args)));
         }
@@ -432,6 +435,19 @@ impl<'a> Ctx<'a> {
                     Err(())
                 }
             },
+        }
+    }
+
+    /// The string at `key`, for a command that edits it in place (the
+    /// caller has checked it is a string); tells WATCHers and marks the
+    /// entry raw-encoded, as Redis does.
+    pub fn str_in_place(&mut self, key: &[u8]) -> &mut Vec<u8> {
+        let db = self.client.db;
+        let e = self.ks.lookup_write(db, key).expect("caller checked");
+        e.raw_string = true;
+        match &mut e.value {
+            Value::Str(s) => s,
+            _ => unreachable!("caller checked the type"),
         }
     }
 }
@@ -652,13 +668,13 @@ pub fn finish(ctx: Ctx, argv: &Argv) {
     } = ctx;
     // Log the command's effects while its shards are still held, so the log
     // order of commands on the same keys is their execution order.
-    if srv.persistence.aof_on() {
+    if srv.propagating() {
         let logs_self =
             dirty > 0 && cmd.has(WRITE) && propagated.is_empty() && !in_exec && !no_propagate;
         let wait = if logs_self || !propagated.is_empty() || !ks.expired.is_empty() {
             let db = client.db;
             let expired = &ks.expired;
-            srv.persistence.append(|w| {
+            srv.propagate(|w| {
                 for (edb, k) in expired {
                     w.command(*edb, &[b"DEL".as_slice(), k]);
                 }

@@ -180,7 +180,7 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
                 && cmd.has(WRITE)
                 && ctx.propagated.len() == logged_before
                 && !ctx.no_propagate
-                && srv.persistence.aof_on()
+                && srv.propagating()
             {
                 ctx.propagated.push((ctx.client.db, argv.clone()));
             }

@@ -314,9 +314,7 @@ fn restore(c: &mut Ctx, a: &Argv) {
     }
     let value = match rdb::restore_payload(a.get(3)) {
         Ok(v) => v,
-        Err(RestoreError::VersionOrChecksum) => {
-            return c.error("ERR DUMP payload version or checksum are wrong")
-        }
+        Err(RestoreError::VersionOrChecksum) => return c.error(BAD_DUMP_PAYLOAD),
         Err(RestoreError::BadFormat(e)) => {
             tracing::debug!("RESTORE: bad payload: {e}");
             return c.error("ERR Bad data format");
@@ -444,7 +442,21 @@ fn value_digest_into(d: &mut [u8; 20], v: &cairn_storage::value::Value, has_ttl:
             mix_digest(&mut e, val);
             xor_digest(d, &e);
         }),
-        Value::Stream(_) => {}
+        // Entries in ID order: the ID as "ms.seq", then each field and value
+        // (consumer groups are not part of Redis's digest).
+        Value::Stream(st) => st.range(
+            cairn_storage::types::stream::StreamId::MIN,
+            cairn_storage::types::stream::StreamId::MAX,
+            false,
+            |id, fields| {
+                mix_digest(d, format!("{}.{}", id.ms, id.seq).as_bytes());
+                for (f, v) in fields {
+                    mix_digest(d, &f.to_bytes());
+                    mix_digest(d, &v.to_bytes());
+                }
+                true
+            },
+        ),
     }
     if has_ttl {
         xor_digest(d, b"!!expire!!");

@@ -426,10 +426,7 @@ fn append(c: &mut Ctx, a: &Argv) {
             if !check_string_length(c, (len + add.len()) as u64) {
                 return;
             }
-            c.ks.signal_modified(db, key);
-            let Ok(Some(v)) = c.get_str(key) else {
-                unreachable!("checked above")
-            };
+            let v = c.str_in_place(key);
             v.extend_from_slice(add);
             v.len()
         }
@@ -474,12 +471,8 @@ fn setrange(c: &mut Ctx, a: &Argv) {
     }
     if cur.is_none() {
         c.ks.set(db, key, Value::Str(Vec::new()));
-    } else {
-        c.ks.signal_modified(db, key);
     }
-    let Ok(Some(v)) = c.get_str(key) else {
-        unreachable!("string present")
-    };
+    let v = c.str_in_place(key);
     let end = end as usize;
     if v.len() < end {
         v.resize(end, 0);

@@ -1276,20 +1276,19 @@ fn zintercard(c: &mut Ctx, a: &Argv) {
 // --- random and scan --------------------------------------------------------------
 
 fn zrandmember(c: &mut Ctx, a: &Argv) {
-    if a.len() > 4 || (a.len() == 4 && !a.get(3).eq_ignore_ascii_case(b"withscores")) {
-        return c.error(SYNTAX);
-    }
     let count = if a.len() >= 3 {
-        match parse_int(a.get(2)) {
-            Some(i64::MIN) => {
-                return c.error("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807")
-            }
+        // Bounded like HRANDFIELD's: a huge negative count would otherwise
+        // build an endless reply while holding the key's shard.
+        match super::hash::parse_random_count(c, a.get(2)) {
             Some(n) => Some(n),
-            None => return c.error(NOT_INT),
+            None => return,
         }
     } else {
         None
     };
+    if a.len() > 4 || (a.len() == 4 && !a.get(3).eq_ignore_ascii_case(b"withscores")) {
+        return c.error(SYNTAX);
+    }
     let withscores = a.len() == 4;
     let db = c.db();
     let z = match zset_at(&mut c.ks, db, a.get(1)) {

@@ -81,7 +81,7 @@ pub fn run(a: Args) -> OpResult {
                 std::process::id(),
                 now_ms()
             ));
-            let r = crate::persistence::snapshot_to_file(&srv, &tmp, false)
+            let r = crate::persistence::snapshot_to_file(&srv, &tmp, false, || {})
                 .map_err(|e| Failure::Usage(format!("writing commands: {e}")));
             let bytes = r.and_then(|_| files::read(&tmp));
             let _ = std::fs::remove_file(&tmp);

@@ -277,7 +277,7 @@ fn rebuild_at(path: &Path, t: u64, quiet: bool) -> Result<Vec<u8>, Failure> {
 pub fn save_offline(srv: &crate::server::Server) -> Result<Vec<u8>, Failure> {
     let tmpdir = std::env::temp_dir();
     let tmp = tmpdir.join(format!("cairn-ops-{}-{}.rdb", std::process::id(), now_ms()));
-    let r = crate::persistence::snapshot_to_file(srv, &tmp, true)
+    let r = crate::persistence::snapshot_to_file(srv, &tmp, true, || {})
         .map_err(|e| Failure::Usage(format!("writing the snapshot: {e}")));
     let out = r.and_then(|_| files::read(&tmp));
     let _ = std::fs::remove_file(&tmp);

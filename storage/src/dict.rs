@@ -33,6 +33,11 @@ struct Node<K, V> {
 
 const MIN_BUCKETS: usize = 4;
 
+/// Tables up to this size pick a random entry exactly uniformly.
+const FAIR_EXACT_MAX: usize = 64;
+/// Entries a large table's random pick chooses among.
+const FAIR_SAMPLE: u64 = 16;
+
 pub struct Dict<K, V> {
     // A boxed slice, not a Vec: 8 bytes less per table, and the table is
     // embedded in every large hash and set value.
@@ -306,25 +311,46 @@ impl<K: Borrow<[u8]>, V> Dict<K, V> {
         if self.len == 0 {
             return None;
         }
-        let mask = self.mask() as u64;
-        loop {
-            let mut cur = self.buckets[(rand_u64() & mask) as usize].as_deref();
-            let mut chain_len = 0usize;
-            let mut c = cur;
+        // A random bucket and then a random entry of its chain would favour
+        // entries in short chains (SRANDMEMBER's histogram test sees it on a
+        // 10-member set). Small tables: an exact uniform pick. Large ones:
+        // a uniform pick among a run of entries from a random bucket on, as
+        // Redis's fair random key does: chain length no longer matters, only
+        // the local fill of the table (within tens of percent), in O(1).
+        if self.len <= FAIR_EXACT_MAX {
+            let r = (rand_u64() % self.len as u64) as usize;
+            return self.iter().nth(r);
+        }
+        let mask = self.mask();
+        let mut bucket = (rand_u64() as usize) & mask;
+        let mut seen = 0u64;
+        let mut chosen = None;
+        let mut empty_run = 0;
+        while seen < FAIR_SAMPLE {
+            let mut c = self.buckets[bucket].as_deref();
+            if c.is_none() {
+                empty_run += 1;
+                // A sparse table (many deletions): jump instead of walking
+                // a long empty stretch.
+                if empty_run > FAIR_SAMPLE {
+                    bucket = (rand_u64() as usize) & mask;
+                    empty_run = 0;
+                    continue;
+                }
+            } else {
+                empty_run = 0;
+            }
             while let Some(n) = c {
-                chain_len += 1;
+                seen += 1;
+                // Reservoir sampling: each entry seen so far is equally likely.
+                if rand_u64() % seen == 0 {
+                    chosen = Some((&n.key, &n.val));
+                }
                 c = n.next.as_deref();
             }
-            if chain_len == 0 {
-                continue;
-            }
-            let pick = (rand_u64() % chain_len as u64) as usize;
-            for _ in 0..pick {
-                cur = cur.and_then(|n| n.next.as_deref());
-            }
-            let n = cur.expect("pick < chain_len");
-            return Some((&n.key, &n.val));
+            bucket = (bucket + 1) & mask;
         }
+        chosen
     }
 
     pub fn iter(&self) -> Iter<'_, K, V> {
@@ -478,6 +504,32 @@ mod tests {
         }
         for i in 0..500 {
             assert!(seen.contains(&key(i)), "missed key {i}");
+        }
+    }
+
+    /// Every member of a small table is picked equally often, whatever the
+    /// length of its chain.
+    #[test]
+    fn random_entry_is_fair() {
+        for size in [10usize, FAIR_EXACT_MAX] {
+            let mut d: Dict<Vec<u8>, usize> = Dict::new();
+            for i in 0..size {
+                d.insert(format!("m{i}").into_bytes(), i);
+            }
+            let draws = size * 200;
+            let mut hits = vec![0u32; size];
+            for _ in 0..draws {
+                hits[*d.random_entry(rand::random).unwrap().1] += 1;
+            }
+            let expected = (draws / size) as f64;
+            let chi2: f64 = hits
+                .iter()
+                .map(|&h| (h as f64 - expected).powi(2) / expected)
+                .sum();
+            // Degrees of freedom size-1; the bound is far in the tail of a
+            // fair pick's distribution, and a bucket-then-chain pick exceeds it.
+            let bound = (size as f64) * 1.5 + 30.0;
+            assert!(chi2 < bound, "size {size}: chi-square {chi2} over {bound}");
         }
     }
 

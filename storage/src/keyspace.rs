@@ -80,6 +80,10 @@ pub struct Entry {
     expire_at_ms: u64,
     /// Last access (LRU) or access frequency (LFU): see access.rs.
     pub lru: u32,
+    /// The string was edited in place (APPEND, SETRANGE, SETBIT): Redis
+    /// leaves such a string raw-encoded whatever it holds, and OBJECT
+    /// ENCODING says so until the value is replaced.
+    pub raw_string: bool,
 }
 
 impl Entry {
@@ -88,6 +92,7 @@ impl Entry {
             value,
             expire_at_ms: 0,
             lru: crate::access::initial(),
+            raw_string: false,
         }
     }
 
@@ -805,6 +810,7 @@ impl<'a> Locked<'a> {
         match d.dict.get_key_value_mut_hashed(hash, key) {
             Some((k, e)) => {
                 e.value = value;
+                e.raw_string = false;
                 crate::access::touch(&mut e.lru);
                 if !keep_ttl && e.expire_at_ms != 0 {
                     let at = std::mem::replace(&mut e.expire_at_ms, 0);

@@ -2,10 +2,19 @@
 //!
 //! Commands append their records to an in-memory buffer in execution order
 //! (the caller holds the keyspace shards it modified, so the log order of
-//! dependent commands is their execution order). One flusher thread takes
-//! whatever accumulated, writes it with its checksum annotation, and under
-//! `always` fsyncs before reporting the batch durable: every client whose
-//! records arrived while the previous fsync ran shares the next one.
+//! dependent commands is their execution order). A *writer* takes whatever
+//! accumulated, writes it with its checksum annotation, and under `always`
+//! fsyncs before reporting the batch durable; one writer at a time (the
+//! `writer` mutex), so batches reach the file in order.
+//!
+//! Under `everysec` and `no` the writer is the flusher thread, woken by the
+//! first append of each batch. Under `always` it is whoever needs the
+//! durability: a connection's thread calls [`AofLog::commit`], which writes
+//! and fsyncs everything appended so far on that thread, as Redis does on its
+//! event loop, so no reply waits for a hand-off to another thread and back.
+//! A thread that finds a commit running waits for it, then commits only if
+//! that fsync did not cover its records. The flusher then only picks up what
+//! nobody waits for (within 100 ms) and rotations.
 //!
 //! Under `everysec` the fsync runs on a second thread once a second, so
 //! records keep reaching the file (and survive a process crash) while a slow
@@ -18,7 +27,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,7 +55,7 @@ impl FsyncPolicy {
     }
 }
 
-/// What the flusher reports after each step: records up to `lsn` are durable
+/// What the log reports after each writer step: records up to `lsn` are durable
 /// (under `always`; written, under the other policies). `failed` once the
 /// log is poisoned: records past `lsn` will never be durable in this file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,6 +65,17 @@ pub struct Durable {
 }
 
 type Notify = Box<dyn Fn(Durable) + Send + Sync>;
+type FsyncRequest = (Arc<dyn FsFile>, u64);
+
+/// What the writer keeps between batches (held under `AofLog::writer`).
+struct Writer {
+    /// When the last fsync started.
+    last_sync: Instant,
+    /// Written to the file but not yet fsynced, and the position it ends at.
+    unsynced: Option<FsyncRequest>,
+    /// (file, second) of the last #TS annotation written.
+    last_ts: Option<(usize, u64)>,
+}
 
 struct Segment {
     file: Arc<dyn FsFile>,
@@ -81,7 +101,18 @@ pub struct RecordWriter<'a> {
     cur_db: &'a mut Option<usize>,
 }
 
-impl RecordWriter<'_> {
+impl<'a> RecordWriter<'a> {
+    /// A writer into `buf` whose stream last selected `cur_db` (the AOF's,
+    /// or a replica's).
+    pub fn new(buf: &'a mut Vec<u8>, cur_db: &'a mut Option<usize>) -> Self {
+        RecordWriter { buf, cur_db }
+    }
+
+    /// A command that belongs to no database (a replication PING).
+    pub fn raw_command<A: AsRef<[u8]>>(&mut self, args: &[A]) {
+        encode_command(self.buf, args);
+    }
+
     pub fn command<A: AsRef<[u8]>>(&mut self, db: usize, args: &[A]) {
         if *self.cur_db != Some(db) {
             encode_command(self.buf, &[b"SELECT".as_slice(), db.to_string().as_bytes()]);
@@ -94,7 +125,13 @@ impl RecordWriter<'_> {
 pub struct AofLog {
     state: Mutex<State>,
     wake: Condvar,
-    policy: Mutex<FsyncPolicy>,
+    /// One writer at a time; taken before `state`, never the other way round.
+    writer: Mutex<Writer>,
+    /// An everysec fsync runs on the fsync thread: no other fsync may start
+    /// on the file meanwhile (a failure reported to one caller could let the
+    /// other's success hide lost pages).
+    fsync_in_flight: AtomicBool,
+    policy: AtomicU8,
     appended_lsn: AtomicU64,
     durable_lsn: AtomicU64,
     /// What [`Durable`] last reported (see `release`).
@@ -114,7 +151,7 @@ pub struct AofLog {
 
 impl AofLog {
     /// Starts logging to `file` (already created, its header durable) and
-    /// spawns the flusher thread. `notify` is called from that thread.
+    /// spawns the flusher thread. `notify` is called from whichever thread writes or fsyncs.
     pub fn start(
         file: Box<dyn FsFile>,
         start_size: u64,
@@ -134,7 +171,13 @@ impl AofLog {
                 shutdown: false,
             }),
             wake: Condvar::new(),
-            policy: Mutex::new(policy),
+            writer: Mutex::new(Writer {
+                last_sync: Instant::now(),
+                unsynced: None,
+                last_ts: None,
+            }),
+            fsync_in_flight: AtomicBool::new(false),
+            policy: AtomicU8::new(policy as u8),
             appended_lsn: AtomicU64::new(start_lsn),
             durable_lsn: AtomicU64::new(start_lsn),
             released_lsn: AtomicU64::new(start_lsn),
@@ -166,9 +209,10 @@ impl AofLog {
         let seg = segments.back_mut().expect("at least one segment");
         let before = seg.data.len();
         // Only the first record after the flusher took the buffer wakes it:
-        // a wake-up per record would cost a futex call per command.
-        let wake = before == 0;
-        if wake && self.timestamps.load(Ordering::Relaxed) {
+        // a wake-up per record would cost a futex call per command. Under
+        // `always` the thread waiting for the records commits them itself.
+        let wake = before == 0 && self.policy() != FsyncPolicy::Always;
+        if before == 0 && self.timestamps.load(Ordering::Relaxed) {
             seg.first_append_secs = crate::keyspace::now_ms() / 1000;
         }
         write(&mut RecordWriter {
@@ -236,11 +280,15 @@ impl AofLog {
     }
 
     pub fn policy(&self) -> FsyncPolicy {
-        *self.policy.lock()
+        match self.policy.load(Ordering::Acquire) {
+            x if x == FsyncPolicy::Always as u8 => FsyncPolicy::Always,
+            x if x == FsyncPolicy::EverySec as u8 => FsyncPolicy::EverySec,
+            _ => FsyncPolicy::No,
+        }
     }
 
     pub fn set_policy(&self, p: FsyncPolicy) {
-        *self.policy.lock() = p;
+        self.policy.store(p as u8, Ordering::Release);
         self.wake.notify_one();
     }
 
@@ -250,17 +298,47 @@ impl AofLog {
         let target = self.appended_lsn();
         if sync {
             // Force an fsync whatever the policy.
-            let mut p = self.policy.lock();
-            let old = *p;
-            *p = FsyncPolicy::Always;
-            drop(p);
+            let old = self
+                .policy
+                .swap(FsyncPolicy::Always as u8, Ordering::AcqRel);
             self.wake.notify_one();
             let r = self.wait_durable(target);
-            *self.policy.lock() = old;
+            self.policy.store(old, Ordering::Release);
             r
         } else {
+            if self.policy() == FsyncPolicy::Always {
+                self.commit(target);
+            }
             self.wait_durable(target)
         }
+    }
+
+    /// Under `always`: makes the records up to `target` durable on the
+    /// calling thread. Everything appended so far goes into one write and
+    /// one fsync (group commit for all the records appended meanwhile), unless
+    /// a commit already running on another thread covers `target`: then this
+    /// waits for it and does nothing more. Returns once `target` is durable
+    /// or the log failed; or early when the policy changed meanwhile or an
+    /// everysec fsync holds the last batch (callers then wait for the log's
+    /// report). Blocks the thread for the fsync, as Redis blocks its event
+    /// loop.
+    pub fn commit(&self, target: u64) {
+        let mut w = self.writer.lock();
+        while self.durable_lsn() < target
+            && !self.is_failed()
+            && self.policy() == FsyncPolicy::Always
+        {
+            if !self.has_pending() && w.unsynced.is_none() {
+                break;
+            }
+            self.step(&mut w, None);
+        }
+    }
+
+    /// Records appended and not yet written, or a rotation to finish.
+    fn has_pending(&self) -> bool {
+        let st = self.state.lock();
+        st.segments.len() > 1 || st.segments.front().is_some_and(|s| !s.data.is_empty())
     }
 
     fn wait_durable(&self, target: u64) -> Result<(), String> {
@@ -307,7 +385,7 @@ impl AofLog {
     /// two reports last.
     fn release(&self, lsn: u64) {
         {
-            // Reports from the flusher and the fsync thread reach `notify` in
+            // Reports from the writer and the fsync thread reach `notify` in
             // the order they were decided, and none follows a failure.
             let _reporting = self.reporting.lock();
             if self.is_failed() {
@@ -325,18 +403,17 @@ impl AofLog {
 
     fn flusher(&self) {
         let (to_fsync, requests) = std::sync::mpsc::channel();
-        let in_flight = &AtomicBool::new(false);
         std::thread::scope(|scope| {
             let background = std::thread::Builder::new()
                 .name("cairn-aof-fsync".into())
-                .spawn_scoped(scope, move || self.background_fsyncs(requests, in_flight));
+                .spawn_scoped(scope, move || self.background_fsyncs(requests));
             if background.is_err() {
                 self.fail(
                     "starting the AOF fsync thread failed",
                     io::Error::other("thread spawn"),
                 );
             }
-            self.flush_loop(&to_fsync, in_flight);
+            self.flush_loop(&to_fsync);
             // Ends the fsync thread, which the scope then joins.
             drop(to_fsync);
         });
@@ -344,11 +421,7 @@ impl AofLog {
 
     /// The everysec fsyncs, one at a time. An fsync slower than two seconds
     /// counts in aof_delayed_fsync: the one due after it had to wait.
-    fn background_fsyncs(
-        &self,
-        requests: Receiver<(Arc<dyn FsFile>, u64)>,
-        in_flight: &AtomicBool,
-    ) {
+    fn background_fsyncs(&self, requests: Receiver<FsyncRequest>) {
         for (file, lsn) in requests {
             let t = Instant::now();
             if !self.is_failed() {
@@ -360,125 +433,141 @@ impl AofLog {
             if t.elapsed() > Duration::from_secs(2) {
                 self.delayed_fsync.fetch_add(1, Ordering::Relaxed);
             }
-            in_flight.store(false, Ordering::Release);
+            self.fsync_in_flight.store(false, Ordering::Release);
         }
     }
 
-    fn flush_loop(&self, to_fsync: &Sender<(Arc<dyn FsFile>, u64)>, in_flight: &AtomicBool) {
-        // When the last fsync started.
-        let mut last_sync = Instant::now();
-        // Written to the file but not yet fsynced (everysec / no).
-        let mut unsynced: Option<(Arc<dyn FsFile>, u64)> = None;
-        // (file, second) of the last #TS annotation written.
-        let mut last_ts: Option<(*const (), u64)> = None;
+    fn flush_loop(&self, to_fsync: &Sender<FsyncRequest>) {
         loop {
-            let (file, data, end_lsn, closes_segment, batch_secs) = {
-                let mut st = self.state.lock();
-                loop {
-                    let pending = st.segments.len() > 1
-                        || st.segments.front().is_some_and(|s| !s.data.is_empty());
-                    if pending || st.shutdown {
-                        break;
-                    }
-                    let policy = self.policy();
-                    let due = unsynced.is_some()
-                        && policy == FsyncPolicy::EverySec
-                        && last_sync.elapsed() >= Duration::from_secs(1)
-                        && !in_flight.load(Ordering::Acquire);
-                    if due || (unsynced.is_some() && policy == FsyncPolicy::Always) {
-                        break;
-                    }
-                    self.wake.wait_for(&mut st, Duration::from_millis(100));
-                }
-                if st.shutdown && st.segments.len() == 1 && st.segments[0].data.is_empty() {
-                    if let Some((f, lsn)) = unsynced.take() {
-                        drop(st);
-                        if !self.is_failed() {
-                            match f.sync_data() {
-                                Ok(()) => self.mark_durable(lsn),
-                                Err(e) => self.fail("fsync of the AOF failed", e),
-                            }
-                        }
-                    }
-                    return;
-                }
-                let closes = st.segments.len() > 1;
-                let seg = st.segments.front_mut().expect("segment");
-                let data = std::mem::take(&mut seg.data);
-                (
-                    seg.file.clone(),
-                    data,
-                    seg.end_lsn,
-                    closes,
-                    seg.first_append_secs,
-                )
-            };
-            if self.is_failed() {
-                // Poisoned: nothing more goes into this file.
-                if closes_segment {
-                    self.state.lock().segments.pop_front();
-                }
+            let mut w = self.writer.lock();
+            let mut st = self.state.lock();
+            let pending =
+                st.segments.len() > 1 || st.segments.front().is_some_and(|s| !s.data.is_empty());
+            if !pending && !st.shutdown && !self.fsync_due(&w) {
+                drop(w);
+                self.wake.wait_for(&mut st, Duration::from_millis(100));
                 continue;
             }
-            if !data.is_empty() {
-                let mut out = data;
-                let file_id = Arc::as_ptr(&file) as *const ();
-                if self.timestamps.load(Ordering::Relaxed)
-                    && batch_secs != 0
-                    && last_ts != Some((file_id, batch_secs))
-                {
-                    let mut with_ts = format!("#TS:{batch_secs}\r\n").into_bytes();
-                    with_ts.extend_from_slice(&out);
-                    out = with_ts;
-                    last_ts = Some((file_id, batch_secs));
+            let shutdown = st.shutdown;
+            drop(st);
+            if shutdown && !pending {
+                if let Some((f, lsn)) = w.unsynced.take() {
+                    self.fsync(&f, lsn);
                 }
-                let annotation = crc_annotation(&out);
-                out.extend_from_slice(&annotation);
-                if let Err(e) = file.write_all(&out) {
-                    self.fail("write to the AOF failed", e);
-                    continue;
-                }
-                self.current_size
-                    .fetch_add(out.len() as u64, Ordering::Relaxed);
-                unsynced = Some((file.clone(), end_lsn));
-                if self.policy() != FsyncPolicy::Always {
-                    self.release(end_lsn);
-                }
+                return;
             }
-            let policy = self.policy();
-            // A file is fsynced before records go to the next one (rewrite).
-            let sync_here = closes_segment || policy == FsyncPolicy::Always;
-            let sync_behind = policy == FsyncPolicy::EverySec
-                && last_sync.elapsed() >= Duration::from_secs(1)
-                && !in_flight.load(Ordering::Acquire);
-            if let Some((f, lsn)) = unsynced.clone() {
-                if sync_here {
-                    last_sync = Instant::now();
-                    match f.sync_data() {
-                        Ok(()) => {
-                            unsynced = None;
-                            self.mark_durable(lsn);
-                        }
-                        Err(e) => {
-                            self.fail("fsync of the AOF failed", e);
-                            continue;
-                        }
-                    }
-                } else if sync_behind {
-                    last_sync = Instant::now();
-                    in_flight.store(true, Ordering::Release);
-                    unsynced = None;
-                    if to_fsync.send((f, lsn)).is_err() {
-                        in_flight.store(false, Ordering::Release);
-                    }
+            self.step(&mut w, Some(to_fsync));
+        }
+    }
+
+    /// The flusher has an fsync to start now.
+    fn fsync_due(&self, w: &Writer) -> bool {
+        w.unsynced.is_some()
+            && match self.policy() {
+                FsyncPolicy::Always => true,
+                FsyncPolicy::EverySec => {
+                    w.last_sync.elapsed() >= Duration::from_secs(1)
+                        && !self.fsync_in_flight.load(Ordering::Acquire)
                 }
+                FsyncPolicy::No => false,
             }
+    }
+
+    /// Fsyncs `file` on this thread; `lsn` is durable if it succeeds. A
+    /// failure poisons the log: the descriptor is never fsynced again.
+    fn fsync(&self, file: &Arc<dyn FsFile>, lsn: u64) {
+        // Only after a switch from everysec can one still be running.
+        while self.fsync_in_flight.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if self.is_failed() {
+            return;
+        }
+        match file.sync_data() {
+            Ok(()) => self.mark_durable(lsn),
+            Err(e) => self.fail("fsync of the AOF failed", e),
+        }
+    }
+
+    /// One writer step: writes the oldest pending batch with its annotation
+    /// and, per policy, fsyncs (here, or on the fsync thread when
+    /// `to_fsync` is given); a file is fsynced and closed before records go
+    /// to the next one (rewrite).
+    fn step(&self, w: &mut Writer, to_fsync: Option<&Sender<FsyncRequest>>) {
+        let (file, data, end_lsn, closes_segment, batch_secs) = {
+            let mut st = self.state.lock();
+            let closes = st.segments.len() > 1;
+            let seg = st.segments.front_mut().expect("segment");
+            let data = std::mem::take(&mut seg.data);
+            (
+                seg.file.clone(),
+                data,
+                seg.end_lsn,
+                closes,
+                seg.first_append_secs,
+            )
+        };
+        if self.is_failed() {
+            // Poisoned: nothing more goes into this file, nor is fsynced.
+            w.unsynced = None;
             if closes_segment {
-                let mut st = self.state.lock();
-                if st.segments.front().is_some_and(|s| s.data.is_empty()) {
-                    st.segments.pop_front();
-                    self.current_size.store(0, Ordering::Relaxed);
+                self.state.lock().segments.pop_front();
+            }
+            return;
+        }
+        if !data.is_empty() {
+            let mut out = data;
+            let file_id = Arc::as_ptr(&file) as *const () as usize;
+            if self.timestamps.load(Ordering::Relaxed)
+                && batch_secs != 0
+                && w.last_ts != Some((file_id, batch_secs))
+            {
+                let mut with_ts = format!("#TS:{batch_secs}\r\n").into_bytes();
+                with_ts.extend_from_slice(&out);
+                out = with_ts;
+                w.last_ts = Some((file_id, batch_secs));
+            }
+            let annotation = crc_annotation(&out);
+            out.extend_from_slice(&annotation);
+            if let Err(e) = file.write_all(&out) {
+                self.fail("write to the AOF failed", e);
+                return;
+            }
+            self.current_size
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
+            w.unsynced = Some((file.clone(), end_lsn));
+            if self.policy() != FsyncPolicy::Always {
+                self.release(end_lsn);
+            }
+        }
+        let policy = self.policy();
+        let sync_here = closes_segment || policy == FsyncPolicy::Always;
+        let sync_behind = to_fsync.is_some()
+            && policy == FsyncPolicy::EverySec
+            && w.last_sync.elapsed() >= Duration::from_secs(1)
+            && !self.fsync_in_flight.load(Ordering::Acquire);
+        if sync_here {
+            if let Some((f, lsn)) = w.unsynced.take() {
+                w.last_sync = Instant::now();
+                self.fsync(&f, lsn);
+                if self.is_failed() {
+                    return;
                 }
+            }
+        } else if sync_behind {
+            if let (Some(req), Some(to_fsync)) = (w.unsynced.take(), to_fsync) {
+                w.last_sync = Instant::now();
+                self.fsync_in_flight.store(true, Ordering::Release);
+                if to_fsync.send(req).is_err() {
+                    self.fsync_in_flight.store(false, Ordering::Release);
+                }
+            }
+        }
+        if closes_segment {
+            let mut st = self.state.lock();
+            if st.segments.front().is_some_and(|s| s.data.is_empty()) {
+                st.segments.pop_front();
+                self.current_size.store(0, Ordering::Relaxed);
             }
         }
     }
@@ -608,6 +697,106 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(log.delayed_fsync.load(Ordering::Relaxed), 1);
+        log.shutdown();
+    }
+
+    fn slow_file(
+        fs: &SimFs,
+        path: &Path,
+        delay: Duration,
+    ) -> (SlowSync, Arc<AtomicU64>, Arc<AtomicU64>) {
+        let (started, done) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let file = SlowSync {
+            inner: fs.create(path).unwrap(),
+            delay,
+            started: started.clone(),
+            done: done.clone(),
+        };
+        fs.sync_dir(Path::new("/")).unwrap();
+        (file, started, done)
+    }
+
+    fn set(log: &AofLog, value: &str) -> u64 {
+        log.append(|w| w.command(0, &[b"SET".as_slice(), b"k", value.as_bytes()]))
+    }
+
+    /// Under always the waiter's own thread writes and fsyncs everything
+    /// appended so far, in one fsync; later waiters it covered do nothing.
+    #[test]
+    fn always_commit_groups_everything_appended_into_one_fsync() {
+        let fs = SimFs::new(4);
+        let path = Path::new("/a.aof");
+        let (file, _, done) = slow_file(&fs, path, Duration::ZERO);
+        let log =
+            AofLog::start(Box::new(file), 0, 0, FsyncPolicy::Always, Box::new(|_| {})).unwrap();
+        let lsns: Vec<u64> = (0..10).map(|i| set(&log, &format!("v{i}"))).collect();
+        log.commit(lsns[0]);
+        assert!(log.durable_lsn() >= lsns[9], "the first commit covers all");
+        assert_eq!(done.load(Ordering::SeqCst), 1);
+        for &lsn in &lsns {
+            log.commit(lsn);
+        }
+        assert_eq!(
+            done.load(Ordering::SeqCst),
+            1,
+            "covered waiters do not fsync"
+        );
+        let text = fs.crash(CrashOptions::default()).read(path).unwrap();
+        assert!(text.windows(2).any(|w| w == b"v9"));
+        log.shutdown();
+    }
+
+    /// A commit arriving while another thread's fsync runs waits for it, and
+    /// fsyncs again only for the records that fsync did not cover.
+    #[test]
+    fn a_commit_waits_for_the_running_one_then_covers_what_it_missed() {
+        let fs = SimFs::new(5);
+        let path = Path::new("/a.aof");
+        let (file, started, done) = slow_file(&fs, path, Duration::from_millis(300));
+        let log =
+            AofLog::start(Box::new(file), 0, 0, FsyncPolicy::Always, Box::new(|_| {})).unwrap();
+        let first = set(&log, "first");
+        let l2 = log.clone();
+        let leader = std::thread::spawn(move || l2.commit(first));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while started.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "the first commit never fsynced");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let second = set(&log, "second");
+        log.commit(second);
+        assert_eq!(
+            done.load(Ordering::SeqCst),
+            2,
+            "waited for the first fsync, then its own"
+        );
+        assert!(log.durable_lsn() >= second);
+        leader.join().unwrap();
+        let text = fs.crash(CrashOptions::default()).read(path).unwrap();
+        assert!(text.windows(6).any(|w| w == b"second"));
+        log.shutdown();
+    }
+
+    /// After a failed fsync under always nothing fsyncs that file again: not
+    /// the flusher (which once spun on it), not a later commit.
+    #[test]
+    fn a_failed_fsync_under_always_is_never_retried() {
+        let fs = SimFs::new(6);
+        let path = Path::new("/a.aof");
+        let (file, started, _) = slow_file(&fs, path, Duration::ZERO);
+        fs.fail(crate::fs::OpKind::Sync, 1, crate::fs::Fault::Eio);
+        let log =
+            AofLog::start(Box::new(file), 0, 0, FsyncPolicy::Always, Box::new(|_| {})).unwrap();
+        let lsn = set(&log, "a");
+        log.commit(lsn);
+        assert!(log.is_failed());
+        assert!(log.durable_lsn() < lsn);
+        std::thread::sleep(Duration::from_millis(300));
+        let lsn = set(&log, "b");
+        log.commit(lsn);
+        assert!(log.flush_all(false).is_err());
+        assert_eq!(started.load(Ordering::SeqCst), 1);
+        assert!(log.durable_lsn() < lsn);
         log.shutdown();
     }
 }

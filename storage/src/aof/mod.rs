@@ -8,8 +8,10 @@
 //! middle of a file instead of replaying garbage. See docs/file-formats.md.
 //!
 //! Writing ([`log::AofLog`]) is group commit: commands append to a buffer in
-//! execution order; one flusher thread writes each batch with its annotation
-//! and, under `appendfsync always`, fsyncs before reporting the batch durable.
+//! execution order; one writer at a time writes each batch with its
+//! annotation and, under `appendfsync always`, fsyncs before reporting the
+//! batch durable. Under `always` the writer is the thread whose reply waits
+//! (as Redis fsyncs on its event loop); otherwise a flusher thread.
 
 pub mod load;
 pub mod log;

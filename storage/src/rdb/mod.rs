@@ -182,6 +182,29 @@ pub fn restore_payload(p: &[u8]) -> Result<Value, RestoreError> {
     }
 }
 
+/// FUNCTION DUMP of an empty function library: only the footer (RDB version
+/// and CRC-64), as Redis writes it when no library is loaded.
+pub fn empty_function_dump() -> Vec<u8> {
+    let mut out = (RDB_VERSION as u16).to_le_bytes().to_vec();
+    let crc = crate::crc64::crc64(0, &out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Checks a FUNCTION DUMP payload's footer; `Ok(true)` if it holds no library.
+pub fn function_dump_is_empty(p: &[u8]) -> Result<bool, ()> {
+    if p.len() < 10 {
+        return Err(());
+    }
+    let footer = &p[p.len() - 10..];
+    let version = u16::from_le_bytes([footer[0], footer[1]]) as u32;
+    let stored = u64::from_le_bytes(footer[2..].try_into().expect("8 bytes"));
+    if version > MAX_READ_VERSION || crate::crc64::crc64(0, &p[..p.len() - 8]) != stored {
+        return Err(());
+    }
+    Ok(p.len() == 10)
+}
+
 /// Reads and parses the file at `path`; `Ok(None)` if it does not exist.
 /// The file is memory-mapped (on a real disk) and parsed in place.
 pub fn load_file(fs: &dyn Fs, path: &Path, db_count: usize) -> Result<Option<Snapshot>, RdbError> {
