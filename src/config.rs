@@ -266,6 +266,39 @@ pub const PARAMS: &[Param] = &[
     p("active-defrag-max-scan-fields", U64, "1000"),
     p("propagation-error-behavior", Kind::Str, "ignore"),
     p("disable-thp", Kind::Bool, "yes"),
+    // TLS (src/tls.rs). tls-port, like port, is fixed after startup.
+    fixed("tls-port", Kind::Int(0, 65535), "0"),
+    p("tls-cert-file", Kind::Str, ""),
+    p("tls-key-file", Kind::Str, ""),
+    p("tls-key-file-pass", Kind::Str, ""),
+    p("tls-client-cert-file", Kind::Str, ""),
+    p("tls-client-key-file", Kind::Str, ""),
+    p("tls-client-key-file-pass", Kind::Str, ""),
+    p("tls-dh-params-file", Kind::Str, ""),
+    p("tls-ca-cert-file", Kind::Str, ""),
+    p("tls-ca-cert-dir", Kind::Str, ""),
+    p(
+        "tls-auth-clients",
+        Kind::Enum(&["no", "yes", "optional"]),
+        "yes",
+    ),
+    p("tls-protocols", Kind::Str, ""),
+    p("tls-ciphers", Kind::Str, ""),
+    p("tls-ciphersuites", Kind::Str, ""),
+    p("tls-prefer-server-ciphers", Kind::Bool, "no"),
+    p("tls-session-caching", Kind::Bool, "yes"),
+    p(
+        "tls-session-cache-size",
+        Kind::Int(0, i32::MAX as i64),
+        "20480",
+    ),
+    p(
+        "tls-session-cache-timeout",
+        Kind::Int(0, i32::MAX as i64),
+        "300",
+    ),
+    p("tls-replication", Kind::Bool, "no"),
+    p("tls-cluster", Kind::Bool, "no"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

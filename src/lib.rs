@@ -13,6 +13,7 @@ pub mod cmd;
 pub mod config;
 pub mod evict;
 pub mod glob;
+pub mod net;
 pub mod ops;
 pub mod pause;
 pub mod persistence;
@@ -22,6 +23,7 @@ pub mod replication;
 pub mod resp;
 pub mod server;
 pub mod stats;
+pub mod tls;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The Redis version Cairn reports, for clients that check features by it.

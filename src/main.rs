@@ -82,6 +82,11 @@ fn main() -> ExitCode {
             tracing::error!("{e}");
             return ExitCode::from(1);
         }
+        let tls_configured = cairn::tls::configure_at_startup(&srv.tls, &srv.config.read());
+        if let Err(e) = tls_configured {
+            tracing::error!("{e}");
+            return ExitCode::from(1);
+        }
         let listener = match server::bind(&srv).await {
             Ok(l) => l,
             Err(e) => {
@@ -89,10 +94,22 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        let tls_listener = match cairn::tls::bind(&srv).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::from(1);
+            }
+        };
         tracing::info!(
-            "Cairn {} ready to accept connections on port {} ({} I/O threads)",
+            "Cairn {} ready to accept connections on port {}{} ({} I/O threads)",
             cairn::VERSION,
             srv.port.load(std::sync::atomic::Ordering::Relaxed),
+            tls_listener
+                .as_ref()
+                .and_then(|l| l.local_addr().ok())
+                .map(|a| format!(" and TLS port {}", a.port()))
+                .unwrap_or_default(),
             workers
         );
         let s2 = srv.clone();
@@ -112,7 +129,7 @@ fn main() -> ExitCode {
             }
             s2.request_shutdown();
         });
-        server::serve(srv.clone(), listener, workers).await;
+        server::serve(srv.clone(), listener, tls_listener, workers).await;
         if let Err(e) = srv.persistence.stop_log() {
             tracing::error!("Error flushing the AOF on shutdown: {e}");
         }

@@ -23,6 +23,7 @@ use crate::blocking::BlockRegistry;
 use crate::client::{Client, ClientHandle, TimeoutReply};
 use crate::cmd::{self, Command, Notification};
 use crate::config::Config;
+use crate::net::Stream;
 use crate::pause::ClientPause;
 use crate::pubsub::PubSub;
 use crate::resp::{Argv, Limits, Parsed, Reply, RequestParser};
@@ -86,6 +87,7 @@ pub struct Server {
     /// RDB bookkeeping (LASTSAVE).
     pub rdb: cmd::persistence::State,
     pub acl: crate::acl::Acl,
+    pub tls: crate::tls::Tls,
 }
 
 /// notify-keyspace-events letters, one bit each (by position here).
@@ -175,6 +177,7 @@ impl Server {
             weak_self: std::sync::OnceLock::new(),
             rdb: Default::default(),
             acl: Default::default(),
+            tls: Default::default(),
         });
         let _ = srv.weak_self.set(Arc::downgrade(&srv));
         srv.apply_config();
@@ -520,15 +523,27 @@ fn quote_arg(out: &mut Vec<u8>, a: &[u8]) {
     out.push(b'"');
 }
 
-/// Binds the configured address. Returns the listener and its actual port.
-pub async fn bind(srv: &Arc<Server>) -> std::io::Result<TcpListener> {
-    let (bind, port, backlog) = {
+/// Binds the configured address and port; None for `port 0` with a
+/// tls-port (TLS only, as in Redis).
+pub async fn bind(srv: &Arc<Server>) -> std::io::Result<Option<TcpListener>> {
+    let (port, tls_port) = {
         let c = srv.config.read();
-        (
-            c.get("bind").to_string(),
-            c.get_i64("port") as u16,
-            c.get_i64("tcp-backlog") as u32,
-        )
+        (c.get_i64("port") as u16, c.get_i64("tls-port"))
+    };
+    if port == 0 && tls_port != 0 {
+        return Ok(None);
+    }
+    let listener = listen(srv, port).await?;
+    srv.port
+        .store(listener.local_addr()?.port() as u64, Ordering::Relaxed);
+    Ok(Some(listener))
+}
+
+/// Listens on `port` at the configured bind address.
+pub async fn listen(srv: &Arc<Server>, port: u16) -> std::io::Result<TcpListener> {
+    let (bind, backlog) = {
+        let c = srv.config.read();
+        (c.get("bind").to_string(), c.get_i64("tcp-backlog") as u32)
     };
     let host = bind.split_whitespace().next().unwrap_or("127.0.0.1");
     let host = host.trim_start_matches('-');
@@ -551,10 +566,15 @@ pub async fn bind(srv: &Arc<Server>) -> std::io::Result<TcpListener> {
     };
     socket.set_reuseaddr(true)?;
     socket.bind(sockaddr)?;
-    let listener = socket.listen(backlog)?;
-    let actual = listener.local_addr()?.port();
-    srv.port.store(actual as u64, Ordering::Relaxed);
-    Ok(listener)
+    socket.listen(backlog)
+}
+
+/// Accepts from `listener`, or waits forever when there is none.
+async fn accept_from(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs until SHUTDOWN or a signal, on the current thread plus
@@ -562,12 +582,19 @@ pub async fn bind(srv: &Arc<Server>) -> std::io::Result<TcpListener> {
 /// and owns the connections handed to it round-robin at accept: no work
 /// stealing and no cross-thread wake-ups on the hot path, while commands on
 /// different threads still execute in parallel on the sharded keyspace.
-pub async fn serve(srv: Arc<Server>, listener: TcpListener, io_threads: usize) {
+/// `tls_listener` accepts TLS connections, handed out the same way; their
+/// handshake runs on the thread that then serves them.
+pub async fn serve(
+    srv: Arc<Server>,
+    listener: Option<TcpListener>,
+    tls_listener: Option<TcpListener>,
+    io_threads: usize,
+) {
     tokio::spawn(cron(srv.clone()));
     start_expire_thread(srv.clone());
     let mut others = Vec::new();
     for i in 1..io_threads.max(1) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr, bool)>();
         let srv = srv.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("cairn-io-{i}"))
@@ -583,10 +610,10 @@ pub async fn serve(srv: Arc<Server>, listener: TcpListener, io_threads: usize) {
                     }
                 };
                 rt.block_on(async move {
-                    while let Some((sock, peer)) = rx.recv().await {
+                    while let Some((sock, peer, tls)) = rx.recv().await {
                         match TcpStream::from_std(sock) {
                             Ok(sock) => {
-                                tokio::spawn(handle_connection(srv.clone(), sock, peer));
+                                tokio::spawn(start_connection(srv.clone(), sock, peer, tls));
                             }
                             Err(e) => tracing::warn!("cannot adopt connection: {e}"),
                         }
@@ -600,29 +627,29 @@ pub async fn serve(srv: Arc<Server>, listener: TcpListener, io_threads: usize) {
     }
     let mut next = 0usize;
     loop {
-        tokio::select! {
-            r = listener.accept() => {
-                match r {
-                    Ok((sock, peer)) => {
-                        next = (next + 1) % (others.len() + 1);
-                        if next == 0 {
-                            tokio::spawn(handle_connection(srv.clone(), sock, peer));
-                        } else {
-                            match sock.into_std() {
-                                Ok(std_sock) => {
-                                    let _ = others[next - 1].send((std_sock, peer));
-                                }
-                                Err(e) => tracing::warn!("cannot hand off connection: {e}"),
-                            }
+        let (r, tls) = tokio::select! {
+            r = accept_from(&listener) => (r, false),
+            r = accept_from(&tls_listener) => (r, true),
+            _ = srv.shutdown.notified() => break,
+        };
+        match r {
+            Ok((sock, peer)) => {
+                next = (next + 1) % (others.len() + 1);
+                if next == 0 {
+                    tokio::spawn(start_connection(srv.clone(), sock, peer, tls));
+                } else {
+                    match sock.into_std() {
+                        Ok(std_sock) => {
+                            let _ = others[next - 1].send((std_sock, peer, tls));
                         }
-                    }
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        Err(e) => tracing::warn!("cannot hand off connection: {e}"),
                     }
                 }
             }
-            _ = srv.shutdown.notified() => break,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
     }
 }
@@ -734,9 +761,27 @@ pub fn protected_mode_refuses(protected: bool, default_nopass: bool, peer: &Sock
     protected && default_nopass && !is_loopback(peer)
 }
 
-async fn handle_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr) {
+/// Serves an accepted socket on the current thread, after the TLS handshake
+/// for a connection to the TLS port.
+async fn start_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr, tls: bool) {
     let _ = sock.set_nodelay(true);
-    let laddr = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    if !tls {
+        return handle_connection(srv, Stream::Plain(sock), peer).await;
+    }
+    let Some(acceptor) = srv.tls.acceptor() else {
+        return;
+    };
+    if let Some(s) = crate::tls::handshake(acceptor, sock, &peer).await {
+        handle_connection(srv, s.into(), peer).await;
+    }
+}
+
+async fn handle_connection(srv: Arc<Server>, sock: Stream, peer: SocketAddr) {
+    let laddr = sock
+        .tcp()
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let (push_tx, mut push_rx) = mpsc::unbounded_channel::<Bytes>();
     let id = srv.next_client_id.fetch_add(1, Ordering::Relaxed);
     let handle = Arc::new(ClientHandle::new(id, peer.to_string(), laddr, push_tx));
@@ -759,6 +804,7 @@ async fn handle_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr) 
         let _ = sock
             .write_all(b"-ERR max number of clients reached\r\n")
             .await;
+        let _ = sock.flush().await;
         return;
     }
     let protected = srv.config.read().get_bool("protected-mode");
@@ -768,6 +814,7 @@ async fn handle_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr) 
             .rejected_connections
             .fetch_add(1, Ordering::Relaxed);
         let _ = sock.write_all(PROTECTED_MODE_DENIED).await;
+        let _ = sock.flush().await;
         return;
     }
     let mut client = Client::new(handle.clone(), !srv.requires_password(), is_loopback(&peer));
@@ -803,7 +850,7 @@ async fn handle_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr) 
 
 struct Connection<'a> {
     srv: &'a Arc<Server>,
-    sock: TcpStream,
+    sock: Stream,
     inbuf: Vec<u8>,
     /// Start of the first unprocessed command in `inbuf`.
     start: usize,
@@ -988,6 +1035,7 @@ impl Connection<'_> {
                         self.out.buf.extend_from_slice(&more);
                     }
                     self.sock.write_all(&self.out.buf).await?;
+                    self.sock.flush().await?;
                     queued.fetch_sub(self.out.buf.len(), Ordering::AcqRel);
                     self.srv
                         .stats
@@ -1028,12 +1076,14 @@ impl Connection<'_> {
         if psync {
             let line = format!("+FULLRESYNC {} 0\r\n", self.srv.run_id);
             self.sock.write_all(line.as_bytes()).await?;
+            self.sock.flush().await?;
         }
         let made = loop {
             tokio::select! {
                 r = &mut job => break r,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {
                     self.sock.write_all(b"\n").await?;
+                    self.sock.flush().await?;
                 }
             }
         };
@@ -1044,6 +1094,7 @@ impl Connection<'_> {
                     tracing::warn!("SYNC: snapshot failed: {e}");
                     let msg = format!("-ERR snapshot failed: {e}\r\n");
                     self.sock.write_all(msg.as_bytes()).await?;
+                    self.sock.flush().await?;
                     return Err(std::io::Error::other(e));
                 }
                 Err(e) => return Err(std::io::Error::other(e.to_string())),
@@ -1053,6 +1104,7 @@ impl Connection<'_> {
                 .write_all(format!("${len}\r\n").as_bytes())
                 .await?;
             let sent = tokio::io::copy(&mut f, &mut self.sock).await?;
+            self.sock.flush().await?;
             self.srv
                 .stats
                 .net_output_bytes
@@ -1096,7 +1148,11 @@ impl Connection<'_> {
             };
             tokio::select! {
                 biased;
-                r = self.sock.write_all(&self.out.buf) => r?,
+                // (flush: a TLS session may hold the tail of the records)
+                r = async {
+                    self.sock.write_all(&self.out.buf).await?;
+                    self.sock.flush().await
+                } => r?,
                 _ = killed => return Err(std::io::Error::other("client killed")),
                 _ = give_up => return Err(std::io::Error::other("output buffer over soft limit")),
             }

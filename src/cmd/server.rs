@@ -417,6 +417,17 @@ fn config_set(c: &mut Ctx, a: &Argv) {
             ));
         }
     }
+    // TLS files and options are applied before the config is installed: an
+    // unusable certificate leaves both the config and the acceptor as they were.
+    if let Some(name) = seen.iter().find(|n| crate::tls::affects_acceptor(n)) {
+        if c.srv.tls.reload(&next).is_err() {
+            drop(cfg);
+            return c.error(&format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - {}",
+                crate::tls::RELOAD_FAILED
+            ));
+        }
+    }
     *cfg = next;
     drop(cfg);
     c.srv.apply_config();
