@@ -489,3 +489,42 @@ fn evicted_keys_stay_gone_after_aof_restart() {
     assert_eq!(after.len(), alive.len());
     assert_eq!(after, alive);
 }
+
+/// Lowering maxmemory with CONFIG SET evicts at once (as Redis does), not at
+/// the next write: a subscriber sees the evicted event with no further command.
+#[test]
+fn config_set_maxmemory_evicts_immediately() {
+    let s = Server::cairn(&[
+        "--notify-keyspace-events",
+        "Ee",
+        "--maxmemory-policy",
+        "allkeys-lru",
+    ]);
+    let mut con = s.con();
+    let mut sub = s.con();
+    let mut ps = sub.as_pubsub();
+    ps.psubscribe("*").unwrap();
+    ps.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _: String = redis::cmd("SET")
+        .arg("foo")
+        .arg("bar")
+        .query(&mut con)
+        .unwrap();
+    let _: String = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .query(&mut con)
+        .unwrap();
+    let msg = ps
+        .get_message()
+        .expect("an evicted event without another write");
+    assert_eq!(msg.get_channel_name(), "__keyevent@0__:evicted");
+    assert_eq!(msg.get_payload::<String>().unwrap(), "foo");
+    let _: String = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("0")
+        .query(&mut con)
+        .unwrap();
+}

@@ -431,6 +431,10 @@ fn config_set(c: &mut Ctx, a: &Argv) {
     *cfg = next;
     drop(cfg);
     c.srv.apply_config();
+    if seen.iter().any(|n| *n == "maxmemory") {
+        // As in Redis, a lowered limit is enforced now, not at the next write.
+        crate::evict::perform_evictions(c.srv);
+    }
     if seen
         .iter()
         .any(|n| *n == "appendonly" || *n == "appendfsync")
