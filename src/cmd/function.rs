@@ -162,9 +162,9 @@ fn restore(c: &mut Ctx, a: &Argv) {
         }
     }
     match cairn_storage::rdb::function_dump_is_empty(a.get(2)) {
-        Ok(true) => c.out.ok(),
-        Ok(false) => c.error("ERR Engine 'lua' not found"),
-        Err(()) => c.error(BAD_DUMP_PAYLOAD),
+        Some(true) => c.out.ok(),
+        Some(false) => c.error("ERR Engine 'lua' not found"),
+        None => c.error(BAD_DUMP_PAYLOAD),
     }
 }
 

@@ -431,7 +431,7 @@ fn config_set(c: &mut Ctx, a: &Argv) {
     *cfg = next;
     drop(cfg);
     c.srv.apply_config();
-    if seen.iter().any(|n| *n == "maxmemory") {
+    if seen.contains(&"maxmemory") {
         // As in Redis, a lowered limit is enforced now, not at the next write.
         crate::evict::perform_evictions(c.srv);
     }

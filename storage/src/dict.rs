@@ -388,7 +388,7 @@ impl<K: Borrow<[u8]>, V> Dict<K, V> {
             while let Some(n) = c {
                 seen += 1;
                 // Reservoir sampling: each entry seen so far is equally likely.
-                if rand_u64() % seen == 0 {
+                if rand_u64().is_multiple_of(seen) {
                     chosen = Some((&n.key, &n.val));
                 }
                 c = n.next.as_deref();

@@ -193,18 +193,19 @@ pub fn empty_function_dump() -> Vec<u8> {
     out
 }
 
-/// Checks a FUNCTION DUMP payload's footer; `Ok(true)` if it holds no library.
-pub fn function_dump_is_empty(p: &[u8]) -> Result<bool, ()> {
+/// Checks a FUNCTION DUMP payload's footer: None if the version or checksum
+/// is wrong, else whether it holds no library.
+pub fn function_dump_is_empty(p: &[u8]) -> Option<bool> {
     if p.len() < 10 {
-        return Err(());
+        return None;
     }
     let footer = &p[p.len() - 10..];
     let version = u16::from_le_bytes([footer[0], footer[1]]) as u32;
     let stored = u64::from_le_bytes(footer[2..].try_into().expect("8 bytes"));
     if version > MAX_READ_VERSION || crate::crc64::crc64(0, &p[..p.len() - 8]) != stored {
-        return Err(());
+        return None;
     }
-    Ok(p.len() == 10)
+    Some(p.len() == 10)
 }
 
 /// Reads and parses the file at `path`; `Ok(None)` if it does not exist.
