@@ -78,7 +78,10 @@ impl Replication {
     pub fn feed(&self, write: impl Fn(&mut RecordWriter)) {
         let hard = self.hard_limit.load(Ordering::Relaxed) as usize;
         let mut feeds = self.feeds.lock();
-        for f in feeds.iter_mut() {
+        let before = feeds.len();
+        // A feed is dropped (which ends the replica's connection) when its
+        // connection is gone or it fell past the hard limit.
+        feeds.retain_mut(|f| {
             let mut buf = Vec::new();
             write(&mut RecordWriter::new(&mut buf, &mut f.cur_db));
             if !buf.is_empty() {
@@ -89,16 +92,12 @@ impl Replication {
                         "dropping replica (client {}): {queued} bytes behind, over client-output-buffer-limit replica",
                         f.client_id
                     );
-                    // Dropping the sender ends the replica's connection.
-                    let (closed, _) = mpsc::unbounded_channel();
-                    f.tx = closed;
-                    continue;
+                    return false;
                 }
                 let _ = f.tx.send(Bytes::from(buf));
             }
-        }
-        let before = feeds.len();
-        feeds.retain(|f| !f.tx.is_closed());
+            !f.tx.is_closed()
+        });
         if feeds.len() != before {
             self.attached.store(feeds.len(), Ordering::Release);
         }
