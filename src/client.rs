@@ -2,6 +2,7 @@
 //! other connections may see or act on ([`ClientHandle`]: CLIENT LIST/KILL,
 //! pub/sub delivery, wake-ups of blocked clients).
 
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,7 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use cairn_storage::keyspace::WatchFlag;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::resp::OwnedArgv;
 
@@ -31,9 +32,10 @@ pub struct ClientHandle {
     pub kill_notify: Notify,
     /// Woken when a key this client blocks on may have become ready.
     pub wake: Notify,
-    /// Out-of-band messages (pub/sub, keyspace events) encoded for this client.
-    pub push_tx: mpsc::UnboundedSender<Bytes>,
-    /// Bytes queued in `push_tx` and not yet written, for output limits.
+    /// Out-of-band output (pub/sub messages, keyspace events, MONITOR
+    /// lines), already encoded, waiting for this client's connection.
+    pub push: PushQueue,
+    /// Bytes in `push` not yet taken by the connection, for output limits.
     pub push_pending: AtomicUsize,
     pub subscriptions: AtomicUsize,
     pub in_multi: AtomicBool,
@@ -48,12 +50,7 @@ pub struct ClientHandle {
 
 impl ClientHandle {
     /// A fresh client: no name, db 0, RESP2, nothing pending.
-    pub fn new(
-        id: u64,
-        addr: String,
-        laddr: String,
-        push_tx: mpsc::UnboundedSender<Bytes>,
-    ) -> Self {
+    pub fn new(id: u64, addr: String, laddr: String) -> Self {
         ClientHandle {
             id,
             addr,
@@ -69,7 +66,7 @@ impl ClientHandle {
             killed: AtomicBool::new(false),
             kill_notify: Notify::new(),
             wake: Notify::new(),
-            push_tx,
+            push: PushQueue::default(),
             push_pending: AtomicUsize::new(0),
             subscriptions: AtomicUsize::new(0),
             in_multi: AtomicBool::new(false),
@@ -88,6 +85,46 @@ impl ClientHandle {
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Acquire)
     }
+    /// Queues encoded output for this client and wakes its connection if
+    /// the queue was empty (a non-empty queue already has a wake-up on the
+    /// way). Returns the bytes now pending.
+    pub fn push_bytes(self: &Arc<Self>, bytes: &[u8]) -> usize {
+        let (was_empty, pending) = {
+            let mut q = self.push.buf.lock();
+            let was_empty = q.is_empty();
+            q.extend_from_slice(bytes);
+            self.push_pending.store(q.len(), Ordering::Relaxed);
+            (was_empty, q.len())
+        };
+        if was_empty {
+            let deferred = DEFERRED_WAKES.with(|d| {
+                d.active.get() && {
+                    d.list.borrow_mut().push(self.clone());
+                    true
+                }
+            });
+            if !deferred {
+                self.push.ready.notify_one();
+            }
+        }
+        pending
+    }
+
+    /// Moves the queued output to the end of `out`: the connection writes it
+    /// with its next flush, in one syscall with whatever else is pending.
+    pub fn take_pushed(&self, out: &mut Vec<u8>) {
+        let mut q = self.push.buf.lock();
+        if out.is_empty() {
+            // The usual case: trade buffers instead of copying, so both keep
+            // their capacity and nothing is allocated per message.
+            std::mem::swap(out, &mut *q);
+        } else {
+            out.extend_from_slice(&q);
+            q.clear();
+        }
+        self.push_pending.store(0, Ordering::Relaxed);
+    }
+
     pub fn name_string(&self) -> String {
         self.name
             .lock()
@@ -95,6 +132,56 @@ impl ClientHandle {
             .map(|n| String::from_utf8_lossy(n).into_owned())
             .unwrap_or_default()
     }
+}
+
+/// Encoded output other connections queue for a client, in one buffer: a
+/// subscriber's whole backlog is written with one syscall, and delivering a
+/// message is a copy into it, with no allocation or reference counting.
+#[derive(Default)]
+pub struct PushQueue {
+    buf: Mutex<Vec<u8>>,
+    /// Signalled when `buf` goes from empty to non-empty.
+    pub ready: Notify,
+}
+
+/// Wake-ups held back while a connection runs a batch of commands.
+struct DeferredWakes {
+    active: Cell<bool>,
+    list: RefCell<Vec<Arc<ClientHandle>>>,
+}
+
+thread_local! {
+    static DEFERRED_WAKES: DeferredWakes = const {
+        DeferredWakes {
+            active: Cell::new(false),
+            list: RefCell::new(Vec::new()),
+        }
+    };
+}
+
+/// Runs `f` (a connection's batch of pipelined commands) holding back the
+/// wake-ups of clients it pushes output to until it returns: 100 pipelined
+/// PUBLISH then wake each subscriber once, and a subscriber on another I/O
+/// thread writes the whole batch at once instead of racing message by
+/// message. `f` must not await (it cannot: it is not async), so the delay is
+/// bounded by the batch. Pushes made outside such a batch wake at once.
+pub fn batching_push_wakes<R>(f: impl FnOnce() -> R) -> R {
+    struct Release(bool);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            if self.0 {
+                DEFERRED_WAKES.with(|d| {
+                    d.active.set(false);
+                    for h in d.list.borrow_mut().drain(..) {
+                        h.push.ready.notify_one();
+                    }
+                });
+            }
+        }
+    }
+    let outermost = DEFERRED_WAKES.with(|d| !d.active.replace(true));
+    let _release = Release(outermost);
+    f()
 }
 
 pub struct MultiState {

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::client::ClientHandle;
@@ -74,78 +73,56 @@ impl PubSub {
     }
 
     /// Delivers `message` to subscribers of `channel`; returns how many got it.
+    ///
+    /// Delivery happens under the subscription locks, like Redis's inline
+    /// writes into each subscriber's output buffer: no copy of the subscriber
+    /// list, and every subscriber of a channel sees publishers' messages in
+    /// the same order.
     pub fn publish(&self, channel: &[u8], message: &[u8]) -> usize {
+        let limits = self.output_limits();
         let mut n = 0;
-        let subs: Vec<Arc<ClientHandle>> = self
-            .channels
-            .lock()
-            .get(channel)
-            .cloned()
-            .unwrap_or_default();
-        // The frame is the same for every subscriber of a protocol: build it
-        // once per protocol and share it.
-        let mut frames: [Option<Bytes>; 2] = [None, None];
-        for s in subs {
-            let resp3 = s.resp3.load(Ordering::Relaxed);
-            let frame = frames[resp3 as usize].get_or_insert_with(|| {
-                let mut r = Reply::new_small(resp3);
-                r.push(3);
-                r.bulk(b"message");
-                r.bulk(channel);
-                r.bulk(message);
-                Bytes::from(r.buf)
-            });
-            self.deliver(&s, frame.clone());
-            n += 1;
+        // The frame is the same for every subscriber of a protocol: encode
+        // it once per protocol.
+        let mut frames: [Option<Vec<u8>>; 2] = [None, None];
+        if let Some(subs) = self.channels.lock().get(channel) {
+            for s in subs {
+                let resp3 = s.resp3.load(Ordering::Relaxed);
+                let frame = frames[resp3 as usize].get_or_insert_with(|| {
+                    let mut r = Reply::new_small(resp3);
+                    r.push(3);
+                    r.bulk(b"message");
+                    r.bulk(channel);
+                    r.bulk(message);
+                    r.buf
+                });
+                limits.deliver(s, frame);
+                n += 1;
+            }
         }
-        let pats: Vec<(Vec<u8>, Arc<ClientHandle>)> = self
-            .patterns
-            .lock()
-            .iter()
-            .filter(|(p, _)| crate::glob::matches(p, channel, false))
-            .cloned()
-            .collect();
-        for (p, s) in pats {
+        let pats = self.patterns.lock();
+        for (p, s) in pats.iter() {
+            if !crate::glob::matches(p, channel, false) {
+                continue;
+            }
             let mut r = Reply::new_small(s.resp3.load(Ordering::Relaxed));
             r.push(4);
             r.bulk(b"pmessage");
-            r.bulk(&p);
+            r.bulk(p);
             r.bulk(channel);
             r.bulk(message);
-            self.deliver(&s, Bytes::from(r.buf));
+            limits.deliver(s, &r.buf);
             n += 1;
         }
         n
     }
 
-    fn deliver(&self, client: &ClientHandle, frame: Bytes) {
-        let len = frame.len();
-        let pending = client.push_pending.fetch_add(len, Ordering::AcqRel) + len;
+    fn output_limits(&self) -> OutputLimits {
         let [hard, soft, soft_secs] = [0, 1, 2].map(|i| self.limits[i].load(Ordering::Relaxed));
-        let pending = pending as u64;
-        // A subscriber that does not read must not grow memory without bound:
-        // past the hard limit at once, past the soft one after soft_secs.
-        let over_soft = soft > 0 && pending > soft;
-        let now = crate::stats::monotonic_ms();
-        let since = if over_soft {
-            match client.obuf_soft_since_ms.compare_exchange(
-                0,
-                now,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => now,
-                Err(t) => t,
-            }
-        } else {
-            client.obuf_soft_since_ms.store(0, Ordering::Relaxed);
-            now
-        };
-        if (hard > 0 && pending > hard) || (over_soft && now - since > soft_secs * 1000) {
-            client.kill();
-            return;
+        OutputLimits {
+            hard,
+            soft,
+            soft_secs,
         }
-        let _ = client.push_tx.send(frame);
     }
 
     /// Forgets every subscription of a disconnecting client.
@@ -155,6 +132,41 @@ impl PubSub {
         }
         for p in patterns {
             self.punsubscribe(p, client_id);
+        }
+    }
+}
+
+/// client-output-buffer-limit pubsub, read once per PUBLISH.
+struct OutputLimits {
+    hard: u64,
+    soft: u64,
+    soft_secs: u64,
+}
+
+impl OutputLimits {
+    fn deliver(&self, client: &Arc<ClientHandle>, frame: &[u8]) {
+        let pending = client.push_bytes(frame) as u64;
+        // A subscriber that does not read must not grow memory without bound:
+        // past the hard limit at once, past the soft one after soft_secs.
+        if self.hard > 0 && pending > self.hard {
+            return client.kill();
+        }
+        if self.soft > 0 && pending > self.soft {
+            let now = crate::stats::monotonic_ms();
+            let since = match client.obuf_soft_since_ms.compare_exchange(
+                0,
+                now,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => now,
+                Err(t) => t,
+            };
+            if now - since > self.soft_secs * 1000 {
+                client.kill();
+            }
+        } else if client.obuf_soft_since_ms.load(Ordering::Relaxed) != 0 {
+            client.obuf_soft_since_ms.store(0, Ordering::Relaxed);
         }
     }
 }

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
 use crate::client::{Client, ClientHandle};
 use crate::resp::{OwnedArgv, Reply};
 use crate::server::Server;
@@ -17,8 +15,7 @@ pub struct Replayer<'a> {
 
 impl<'a> Replayer<'a> {
     pub fn new(srv: &'a Server) -> Self {
-        let (push_tx, _rx) = mpsc::unbounded_channel();
-        let handle = Arc::new(ClientHandle::new(0, "aof".into(), String::new(), push_tx));
+        let handle = Arc::new(ClientHandle::new(0, "aof".into(), String::new()));
         Replayer {
             srv,
             client: Client::new(handle, true, true),

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use cairn_storage::Keyspace;
 use parking_lot::{Mutex, RwLock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -487,9 +486,11 @@ impl Server {
             quote_arg(&mut line, a);
         }
         line.extend_from_slice(b"\r\n");
-        let frame = Bytes::from(line);
         let mut monitors = self.monitors.lock();
-        monitors.retain(|m| !m.is_killed() && m.push_tx.send(frame.clone()).is_ok());
+        monitors.retain(|m| !m.is_killed());
+        for m in monitors.iter() {
+            m.push_bytes(&line);
+        }
         self.monitor_count.store(monitors.len(), Ordering::Relaxed);
     }
 
@@ -782,9 +783,8 @@ async fn handle_connection(srv: Arc<Server>, sock: Stream, peer: SocketAddr) {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let (push_tx, mut push_rx) = mpsc::unbounded_channel::<Bytes>();
     let id = srv.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let handle = Arc::new(ClientHandle::new(id, peer.to_string(), laddr, push_tx));
+    let handle = Arc::new(ClientHandle::new(id, peer.to_string(), laddr));
     srv.stats
         .total_connections_received
         .fetch_add(1, Ordering::Relaxed);
@@ -828,7 +828,7 @@ async fn handle_connection(srv: Arc<Server>, sock: Stream, peer: SocketAddr) {
         out: Reply::new(),
         paused_until: None,
     };
-    let _ = conn.run(&mut client, &mut push_rx).await;
+    let _ = conn.run(&mut client).await;
     if conn.paused_until.is_some() {
         srv.pause.waiting.fetch_sub(1, Ordering::Relaxed);
     }
@@ -862,7 +862,7 @@ struct Connection<'a> {
 
 enum Event {
     Read(std::io::Result<usize>),
-    Push(Option<Bytes>),
+    Push,
     Killed,
     Woken,
     TimedOut,
@@ -870,11 +870,7 @@ enum Event {
 }
 
 impl Connection<'_> {
-    async fn run(
-        &mut self,
-        client: &mut Client,
-        push_rx: &mut mpsc::UnboundedReceiver<Bytes>,
-    ) -> std::io::Result<()> {
+    async fn run(&mut self, client: &mut Client) -> std::io::Result<()> {
         let handle = client.handle.clone();
         loop {
             if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 4 {
@@ -887,7 +883,7 @@ impl Connection<'_> {
                 tokio::select! {
                     biased;
                     _ = handle.kill_notify.notified() => Event::Killed,
-                    m = push_rx.recv() => Event::Push(m),
+                    _ = handle.push.ready.notified() => Event::Push,
                     r = self.sock.read_buf(&mut self.inbuf) => Event::Read(r),
                 }
             } else {
@@ -925,7 +921,7 @@ impl Connection<'_> {
                 tokio::select! {
                     biased;
                     _ = handle.kill_notify.notified() => Event::Killed,
-                    m = push_rx.recv() => Event::Push(m),
+                    _ = handle.push.ready.notified() => Event::Push,
                     _ = pause_over => Event::Unpaused,
                     _ = woken => Event::Woken,
                     _ = sleep => Event::TimedOut,
@@ -938,16 +934,8 @@ impl Connection<'_> {
             client.clock = crate::client::CmdClock::start();
             match ev {
                 Event::Killed => return Ok(()),
-                Event::Push(Some(frame)) => {
-                    handle.push_pending.fetch_sub(frame.len(), Ordering::AcqRel);
-                    self.out.buf.extend_from_slice(&frame);
-                    // Drain whatever else is queued before writing once.
-                    while let Ok(f) = push_rx.try_recv() {
-                        handle.push_pending.fetch_sub(f.len(), Ordering::AcqRel);
-                        self.out.buf.extend_from_slice(&f);
-                    }
-                }
-                Event::Push(None) => return Ok(()),
+                // Everything queued so far, written below with one flush.
+                Event::Push => handle.take_pushed(&mut self.out.buf),
                 Event::Read(Ok(0)) | Event::Read(Err(_)) => return Ok(()),
                 Event::Read(Ok(n)) => {
                     self.srv
@@ -980,8 +968,9 @@ impl Connection<'_> {
                 }
             }
             // Run what is buffered, flushing between batches so a huge
-            // pipeline never grows the output buffer without bound.
-            while self.process(client) {
+            // pipeline never grows the output buffer without bound. Clients
+            // a batch pushes to (PUBLISH) are woken once, after it.
+            while crate::client::batching_push_wakes(|| self.process(client)) {
                 self.flush(client).await?;
             }
             self.flush(client).await?;
