@@ -149,3 +149,64 @@ fn keyspace_notifications() {
         "[\"pmessage\", \"__key*__:*\", \"__keyspace@0__:k\", \"del\"]"
     );
 }
+
+/// A pipeline of PUBLISHes reaches subscribers on both I/O threads, RESP2 and
+/// RESP3, channel and pattern, each in publishing order, exactly as Redis
+/// delivers them (channel subscribers' `message` before `pmessage`).
+#[test]
+fn pipelined_publishes_arrive_in_order_like_redis() {
+    const N: usize = 300;
+    let transcript = |port: u16| -> Vec<Vec<String>> {
+        let setups: [&[&[&str]]; 6] = [
+            &[&["SUBSCRIBE", "ch"]],
+            &[&["SUBSCRIBE", "ch"]],
+            &[&["SUBSCRIBE", "ch", "other"]],
+            &[&["HELLO", "3"], &["SUBSCRIBE", "ch"]],
+            &[&["PSUBSCRIBE", "c*"]],
+            &[&["SUBSCRIBE", "ch"], &["PSUBSCRIBE", "c*"]],
+        ];
+        let mut subs: Vec<Raw> = setups
+            .iter()
+            .map(|cmds| {
+                let mut r = Raw::connect(port);
+                for cmd in cmds.iter() {
+                    r.send(cmd);
+                    for _ in 1..cmd.len().max(2) {
+                        r.read();
+                    }
+                }
+                r
+            })
+            .collect();
+        let mut publ = Raw::connect(port);
+        let mut pipeline = Vec::new();
+        for i in 0..N {
+            let m = format!("m{i}");
+            pipeline.extend(compare::encode(&[b"PUBLISH", b"ch", m.as_bytes()]));
+            if i % 3 == 0 {
+                pipeline.extend(compare::encode(&[b"PUBLISH", b"other", m.as_bytes()]));
+            }
+        }
+        publ.send_bytes(&pipeline);
+        for i in 0..N {
+            assert_eq!(publ.read().render(), ":7", "PUBLISH ch m{i}");
+            if i % 3 == 0 {
+                assert_eq!(publ.read().render(), ":1", "PUBLISH other m{i}");
+            }
+        }
+        let expected = [N, N, N + N.div_ceil(3), N, N, 2 * N];
+        subs.iter_mut()
+            .zip(expected)
+            .map(|(r, n)| (0..n).map(|_| r.read().render()).collect())
+            .collect()
+    };
+    let s = common::Server::cairn(&[]);
+    let got = transcript(s.port);
+    assert_eq!(got[0][7], "[\"message\", \"ch\", \"m7\"]");
+    assert_eq!(got[2][1], "[\"message\", \"other\", \"m0\"]");
+    assert_eq!(got[3][N - 1], ">[\"message\", \"ch\", \"m299\"]");
+    assert_eq!(got[5][1], "[\"pmessage\", \"c*\", \"ch\", \"m0\"]");
+    if let Some(r) = common::Server::redis(&[]) {
+        assert_eq!(got, transcript(r.port), "cairn (left) and redis (right)");
+    }
+}
