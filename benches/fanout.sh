@@ -4,7 +4,9 @@
 # pipelining 100 PUBLISH of 16 bytes). Both servers run under the same load;
 # each is measured PASSES times alternately, ROUNDS rounds per pass, and the
 # median round is reported with the server's CPU time per delivery.
-# Usage: benches/fanout.sh   (env: SUBSCRIBERS MESSAGES ROUNDS PASSES)
+# Usage: benches/fanout.sh   (env: SUBSCRIBERS MESSAGES ROUNDS PASSES;
+#        CAIRN_BASE=<another cairn binary> adds it as a third server "base",
+#        e.g. a build of the previous commit, for before/after in one run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,8 +32,17 @@ cargo bench --bench fanout --no-run 2>/dev/null
 tmp=$(mktemp -d)
 cairn_pid=""
 redis_pid=""
-trap 'kill $cairn_pid $redis_pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/cairn" "$tmp/redis"
+base_pid=""
+trap 'kill $cairn_pid $redis_pid $base_pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/cairn" "$tmp/redis" "$tmp/base"
+servers="cairn redis"
+if [ -n "${CAIRN_BASE:-}" ]; then
+    base_port=$(free_port)
+    "$CAIRN_BASE" --port "$base_port" --dir "$tmp/base" --save "" >/dev/null 2>&1 &
+    base_pid=$!
+    wait_port "$base_port"
+    servers="cairn redis base"
+fi
 cairn_port=$(free_port)
 redis_port=$(free_port)
 target/release/cairn --port "$cairn_port" --dir "$tmp/cairn" --save "" >/dev/null 2>&1 &
@@ -44,8 +55,12 @@ wait_port "$redis_port"
 echo "load before: $(uptime)"
 declare -A rates cpus
 for pass in $(seq "$PASSES"); do
-    for server in cairn redis; do
-        if [ $server = cairn ]; then port=$cairn_port pid=$cairn_pid; else port=$redis_port pid=$redis_pid; fi
+    for server in $servers; do
+        case $server in
+            cairn) port=$cairn_port pid=$cairn_pid ;;
+            redis) port=$redis_port pid=$redis_pid ;;
+            base) port=$base_port pid=$base_pid ;;
+        esac
         out=$(FANOUT_PID=$pid cargo bench --bench fanout -q -- "$port" "$SUBSCRIBERS" "$MESSAGES" "$ROUNDS" 2>&1)
         rate=$(echo "$out" | tail -n 1)
         cpu=$(echo "$out" | sed -n 's/server CPU: \([0-9]*\) ns.*/\1/p')
@@ -63,3 +78,7 @@ echo "| PUBLISH to $SUBSCRIBERS subscribers | Cairn | Redis 7.0.15 | Cairn/Redis
 echo "|---|---|---|---|"
 echo "| deliveries/s (median) | $c | $r | $(awk -v a="$c" -v b="$r" 'BEGIN{printf "%.2fx", a/b}') |"
 echo "| server CPU ns per delivery | $cc | $rc | $(awk -v a="$cc" -v b="$rc" 'BEGIN{printf "%.2fx", a/b}') |"
+if [ -n "${CAIRN_BASE:-}" ]; then
+    b=$(echo "${rates[base]}" | median); bc=$(echo "${cpus[base]}" | median)
+    echo "| base ($CAIRN_BASE): deliveries/s, CPU ns per delivery | $b, $bc | | $(awk -v a="$b" -v b="$r" 'BEGIN{printf "%.2fx", a/b}'), $(awk -v a="$bc" -v b="$rc" 'BEGIN{printf "%.2fx", a/b}') |"
+fi

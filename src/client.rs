@@ -122,6 +122,10 @@ impl ClientHandle {
             out.extend_from_slice(&q);
             q.clear();
         }
+        // An idle subscriber keeps a small buffer, not its largest burst.
+        if q.capacity() > 64 * 1024 {
+            *q = Vec::new();
+        }
         self.push_pending.store(0, Ordering::Relaxed);
     }
 
