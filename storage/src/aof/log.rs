@@ -322,6 +322,13 @@ impl AofLog {
     /// for the log's report). Blocks the thread for the write and fsync, as
     /// Redis blocks its event loop.
     pub fn commit(&self, target: u64) {
+        if self.policy() != FsyncPolicy::Always && self.fsync_in_flight.load(Ordering::Acquire) {
+            // A write(2) can stall behind the running fsync of the same
+            // file: the flusher writes meanwhile, never a client's thread
+            // (Redis postpones its write instead).
+            self.wake.notify_one();
+            return;
+        }
         let mut w = self.writer.lock();
         loop {
             let always = self.policy() == FsyncPolicy::Always;
@@ -703,6 +710,32 @@ mod tests {
         }
         assert_eq!(log.delayed_fsync.load(Ordering::Relaxed), 1);
         log.shutdown();
+    }
+
+    /// Under everysec and no the waiting thread writes the records itself
+    /// (no flusher hand-off); they are on file, and releasable, as soon as
+    /// `commit` returns, while their fsync is still to come.
+    #[test]
+    fn everysec_and_no_commit_writes_on_the_calling_thread() {
+        for policy in [FsyncPolicy::EverySec, FsyncPolicy::No] {
+            let fs = SimFs::new(7);
+            let path = Path::new("/a.aof");
+            let f = fs.create(path).unwrap();
+            fs.sync_dir(Path::new("/")).unwrap();
+            let released = Arc::new(AtomicU64::new(0));
+            let r2 = released.clone();
+            let notify: Notify = Box::new(move |d: Durable| {
+                r2.fetch_max(d.lsn, Ordering::SeqCst);
+            });
+            let log = AofLog::start(f, 0, 0, policy, notify).unwrap();
+            let lsn = set(&log, "mine");
+            log.commit(lsn);
+            assert!(released.load(Ordering::SeqCst) >= lsn, "{policy:?}");
+            let on_file = fs.read(path).unwrap();
+            assert!(on_file.windows(4).any(|w| w == b"mine"), "{policy:?}");
+            assert!(log.durable_lsn() < lsn, "{policy:?}: not fsynced by commit");
+            log.shutdown();
+        }
     }
 
     fn slow_file(
