@@ -378,12 +378,13 @@ impl Persistence {
     /// Waits until `lsn` is durable (per policy). False if the log failed
     /// first: the reply must then never be sent.
     ///
-    /// Under `always` the waiting thread commits the log itself, the way
-    /// Redis fsyncs once per event-loop turn before sending that turn's
-    /// replies: the task first yields, so the other connections ready on
-    /// this I/O thread run their commands, and the first of them to resume
-    /// writes and fsyncs everything appended so far; the rest find their
-    /// records covered and reply without any wake-up from another thread.
+    /// The waiting thread commits the log itself, the way Redis writes (and
+    /// under `always` fsyncs) its AOF once per event-loop turn before sending
+    /// that turn's replies: the task first yields, so the other connections
+    /// ready on this I/O thread run their commands, and the first of them to
+    /// resume writes (and under `always` fsyncs) everything appended so far;
+    /// the rest find their records covered and reply without any wake-up
+    /// from another thread.
     pub async fn wait_durable(&self, lsn: u64) -> bool {
         if self.durable_tx.borrow().lsn >= lsn {
             return true;
@@ -403,15 +404,15 @@ impl Persistence {
         reached
     }
 
-    /// The log a waiting thread commits itself: under `always`, unless a
-    /// rewrite is replacing a failed log (then positions become durable only
-    /// with the new base, and the waiter waits for that).
+    /// The log a waiting thread commits itself (every policy, as Redis
+    /// writes its AOF buffer on its event loop), unless a rewrite is
+    /// replacing a failed log (then positions become durable only with the
+    /// new base, and the waiter waits for that).
     fn committing_log(&self) -> Option<Arc<AofLog>> {
         if self.recovering.load(Ordering::Acquire) {
             return None;
         }
-        let log = self.aof.read().clone()?;
-        (log.policy() == FsyncPolicy::Always).then_some(log)
+        self.aof.read().clone()
     }
 
     /// Why writes are refused, if the AOF cannot make them durable.

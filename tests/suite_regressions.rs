@@ -358,3 +358,83 @@ fn config_replicaof_alias_and_maxmemory_clients_percent() {
         "ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - percentage argument must be less or equal to 100"
     );
 }
+
+/// DEBUG LOADAOF (the suite's check that the log reproduces the dataset):
+/// every type, a consumer group with pending entries, TTLs and a second
+/// database come back identical, before and after a rewrite folded the log
+/// into an RDB base; with the AOF off the dataset is left alone.
+#[test]
+fn debug_loadaof_reloads_the_same_dataset() {
+    let s = Server::cairn(&["--appendonly", "yes"]);
+    let mut con = s.con();
+    let digest = |con: &mut redis::Connection| -> String {
+        redis::cmd("DEBUG").arg("DIGEST").query(con).unwrap()
+    };
+    let script: &[&[&str]] = &[
+        &["SET", "s", "v"],
+        &["INCRBY", "n", "7"],
+        &["EXPIRE", "s", "1000"],
+        &["RPUSH", "l", "a", "b", "c"],
+        &["LPOP", "l"],
+        &["HSET", "h", "f", "1", "g", "2"],
+        &["SADD", "set", "1", "2", "x"],
+        &["ZADD", "z", "1.5", "m", "2", "n"],
+        &["XADD", "x", "1-1", "f", "v"],
+        &["XADD", "x", "2-1", "f", "w"],
+        &["XGROUP", "CREATE", "x", "g", "0"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c1",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "x",
+            ">",
+        ],
+        &["MULTI"],
+        &["SET", "t1", "1"],
+        &["SET", "t2", "2"],
+        &["EXEC"],
+    ];
+    for cmd in script {
+        raw(&mut con, cmd).unwrap();
+    }
+    let _: () = redis::cmd("SELECT").arg(5).query(&mut con).unwrap();
+    raw(&mut con, &["SET", "in5", "yes"]).unwrap();
+    let before = digest(&mut con);
+    assert_eq!(raw(&mut con, &["DEBUG", "LOADAOF"]).unwrap(), Value::Okay);
+    assert_eq!(digest(&mut con), before);
+    // The caller's database survives the replay's SELECTs.
+    let v: String = redis::cmd("GET").arg("in5").query(&mut con).unwrap();
+    assert_eq!(v, "yes");
+    let ttl: i64 = redis::cmd("TTL").arg("s").query(&mut s.con()).unwrap();
+    assert!((990..=1000).contains(&ttl), "ttl {ttl}");
+
+    let _: String = redis::cmd("BGREWRITEAOF").query(&mut con).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(&mut con, "aof_rewrite_in_progress") != "0" {
+        assert!(Instant::now() < deadline, "rewrite did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    raw(&mut con, &["SET", "after", "rewrite"]).unwrap();
+    let before = digest(&mut con);
+    assert_eq!(raw(&mut con, &["DEBUG", "LOADAOF"]).unwrap(), Value::Okay);
+    assert_eq!(digest(&mut con), before);
+    let pending: Vec<Value> = redis::cmd("XPENDING")
+        .arg("x")
+        .arg("g")
+        .query(&mut s.con())
+        .unwrap();
+    assert_eq!(pending[0], Value::Int(1));
+
+    let off = Server::cairn(&[]);
+    let mut con = off.con();
+    raw(&mut con, &["SET", "k", "v"]).unwrap();
+    assert_eq!(
+        err_text(&mut con, &["DEBUG", "LOADAOF"]),
+        "ERR DEBUG LOADAOF needs appendonly yes"
+    );
+    assert_eq!(raw(&mut con, &["DBSIZE"]).unwrap(), Value::Int(1));
+}
