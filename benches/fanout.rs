@@ -67,8 +67,8 @@ fn main() {
             let mut left = socks.len();
             while left > 0 {
                 // SAFETY: fds is a valid array of pollfd of the given length.
-                let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 5000) };
-                assert!(r > 0, "no delivery for 5 s (poll returned {r})");
+                let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 30_000) };
+                assert!(r > 0, "no delivery for 30 s (poll returned {r})");
                 for (i, fd) in fds.iter_mut().enumerate() {
                     if fd.revents == 0 {
                         continue;
