@@ -438,3 +438,44 @@ fn debug_loadaof_reloads_the_same_dataset() {
     );
     assert_eq!(raw(&mut con, &["DBSIZE"]).unwrap(), Value::Int(1));
 }
+
+/// The expired keys SCAN meets and every expired key RANDOMKEY samples are
+/// deleted and their DEL logged, one plain DEL each (no MULTI/EXEC around
+/// them), as in Redis.
+#[test]
+fn scan_and_randomkey_delete_the_expired_keys_they_meet() {
+    let s = Server::cairn(&["--appendonly", "yes"]);
+    let mut con = s.con();
+    raw(&mut con, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).unwrap();
+    let aof_dels = || {
+        let dir = s.dir.join("appendonlydir");
+        let mut text = Vec::new();
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.to_string_lossy().ends_with(".incr.aof") {
+                text.extend(std::fs::read(p).unwrap());
+            }
+        }
+        let text = String::from_utf8_lossy(&text).to_lowercase();
+        assert!(
+            !text.contains("multi"),
+            "lazy expiry wrapped in MULTI: {text}"
+        );
+        text.matches("$3\r\ndel\r\n").count()
+    };
+    for command in [&["SCAN", "0"][..], &["RANDOMKEY"][..]] {
+        raw(&mut con, &["SET", "foo1", "bar", "PX", "1"]).unwrap();
+        raw(&mut con, &["SET", "foo2", "bar", "PX", "1"]).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+        let dels = aof_dels();
+        raw(&mut con, command).unwrap();
+        assert_eq!(
+            raw(&mut con, &["DBSIZE"]).unwrap(),
+            Value::Int(0),
+            "{command:?}"
+        );
+        // A PING round trip lets the log catch up with the reply.
+        raw(&mut con, &["PING"]).unwrap();
+        assert_eq!(aof_dels(), dels + 2, "{command:?}");
+    }
+}
