@@ -183,3 +183,56 @@ fn multi_in_resp3_and_info_flags() {
     let r = c.cmd(&["EXEC"]).render();
     assert!(r.starts_with("[=txt:id=") && r.ends_with(", _]"), "{r}");
 }
+
+/// A key already expired (not yet deleted) when WATCHed: its lazy deletion,
+/// FLUSHDB or a SWAPDB that leaves it absent or stale is no change, while
+/// overwriting it is; compared with redis-server step by step.
+#[test]
+fn watched_stale_keys_follow_redis() {
+    let mut p = Pair::with_args(&["--enable-debug-command", "yes"]);
+    p.same(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    let stale = |p: &mut Pair, db: &str, key: &str| {
+        p.same(&["SELECT", db]);
+        p.same(&["SET", key, "v", "PX", "1"]);
+        p.same(&["SELECT", "9"]);
+    };
+    // Each case: set up, WATCH, the action, then MULTI PING EXEC.
+    type Case = (&'static str, fn(&mut Pair));
+    let cases: [Case; 6] = [
+        ("nothing", |_| {}),
+        ("lazy delete", |p| {
+            p.same(&["EXISTS", "x"]);
+        }),
+        ("flushdb", |p| {
+            p.same(&["FLUSHDB"]);
+        }),
+        ("swapdb, stale replaced by nothing", |p| {
+            p.same(&["SWAPDB", "9", "10"]);
+            p.same(&["SELECT", "9"]);
+        }),
+        ("swapdb, stale replaced by stale", |p| {
+            p.same(&["SWAPDB", "9", "10"]);
+            p.same(&["SELECT", "9"]);
+        }),
+        ("overwrite", |p| {
+            p.same(&["SET", "x", "new"]);
+        }),
+    ];
+    for (name, action) in cases {
+        p.same(&["FLUSHALL"]);
+        stale(&mut p, "9", "x");
+        if name == "swapdb, stale replaced by stale" {
+            stale(&mut p, "10", "x");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        p.same(&["SELECT", "9"]);
+        p.same(&["WATCH", "x"]);
+        action(&mut p);
+        p.same(&["MULTI"]);
+        p.same(&["PING"]);
+        let r = p.same(&["EXEC"]).render();
+        let expect_abort = name == "overwrite";
+        assert_eq!(r == "nil*", expect_abort, "{name}: {r}");
+    }
+    p.same(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+}

@@ -144,9 +144,19 @@ impl DbShard {
 /// A WATCH registration: set to true when the watched key is modified.
 pub type WatchFlag = Arc<AtomicBool>;
 
+/// One client's WATCH of one key.
+struct Watcher {
+    flag: WatchFlag,
+    /// The key had expired (but was not yet deleted) when WATCHed: as in
+    /// Redis, deleting it then is no change, anything else is.
+    stale: bool,
+}
+
+type WatchRegistry = HashMap<(usize, Key), Vec<Watcher>>;
+
 pub struct Shard {
     dbs: Box<[DbShard]>,
-    watched: HashMap<(usize, Key), Vec<WatchFlag>>,
+    watched: WatchRegistry,
     /// Progress of a running snapshot in this shard (see snapshot.rs).
     snap: Option<ShardSnapshot>,
 }
@@ -495,7 +505,7 @@ impl Keyspace {
                     let Shard { dbs, watched, .. } = &mut *s;
                     let d = &mut dbs[db];
                     d.dict.remove_entry_hashed(hash, &key);
-                    touch_watchers(watched, db, &key);
+                    touch_watchers(watched, db, &key, true);
                     on_expired(db, &key);
                     run.expired.push((db, key));
                     taken += 1;
@@ -608,14 +618,26 @@ impl Keyspace {
     }
 }
 
-fn touch_watchers(watched: &mut HashMap<(usize, Key), Vec<WatchFlag>>, db: usize, key: &[u8]) {
+/// Tells the WATCHers of `key` it changed; `gone`: the change deleted it.
+fn touch_watchers(watched: &mut WatchRegistry, db: usize, key: &[u8], gone: bool) {
     if watched.is_empty() {
         return;
     }
-    if let Some(flags) = watched.remove(&(db, Bytes::copy_from_slice(key))) {
-        for f in flags {
-            f.store(true, Ordering::Release);
+    let k = (db, Bytes::copy_from_slice(key));
+    let Some(ws) = watched.get_mut(&k) else {
+        return;
+    };
+    ws.retain_mut(|w| {
+        if w.stale && gone {
+            // Logically gone already at WATCH time; from now on a plain watch.
+            w.stale = false;
+            return true;
         }
+        w.flag.store(true, Ordering::Release);
+        false
+    });
+    if ws.is_empty() {
+        watched.remove(&k);
     }
 }
 
@@ -777,7 +799,7 @@ impl<'a> Locked<'a> {
             let d = &mut dbs[db];
             if let Some((k, e)) = d.dict.remove_entry_hashed(hash, key) {
                 d.expires.remove(&(e.expire_at_ms, k.clone()));
-                touch_watchers(watched, db, key);
+                touch_watchers(watched, db, key, true);
                 self.expired.push((db, k));
             }
             return None;
@@ -819,7 +841,7 @@ impl<'a> Locked<'a> {
         let shard = self.shard(idx);
         let Shard { dbs, watched, .. } = shard;
         let d = &mut dbs[db];
-        touch_watchers(watched, db, key);
+        touch_watchers(watched, db, key, false);
         match d.dict.get_key_value_mut_hashed(hash, key) {
             Some((k, e)) => {
                 e.value = value;
@@ -885,7 +907,7 @@ impl<'a> Locked<'a> {
         if d.dict.get_hashed(hash, &key).is_some() {
             return Err(key);
         }
-        touch_watchers(watched, db, &key);
+        touch_watchers(watched, db, &key, false);
         let mut e = Entry::new(value);
         if let Some(lru) = lru {
             e.lru = lru;
@@ -915,7 +937,7 @@ impl<'a> Locked<'a> {
         if e.expire_at_ms != 0 {
             d.expires.remove(&(e.expire_at_ms, k.clone()));
         }
-        touch_watchers(watched, db, key);
+        touch_watchers(watched, db, key, true);
         if !no_expire && e.expire_at_ms != 0 && e.expire_at_ms <= now {
             // It was already logically gone: report it as expired, not deleted.
             self.expired.push((db, k));
@@ -943,7 +965,7 @@ impl<'a> Locked<'a> {
         }
         e.expire_at_ms = at_ms;
         d.expires.insert((at_ms, k.clone()));
-        touch_watchers(watched, db, key);
+        touch_watchers(watched, db, key, false);
         self.note_deadline(idx, at_ms);
         true
     }
@@ -965,30 +987,36 @@ impl<'a> Locked<'a> {
             let k = k.clone();
             d.expires.remove(&(at, k));
         }
-        touch_watchers(watched, db, key);
+        touch_watchers(watched, db, key, false);
         true
     }
 
     /// Tells WATCHers of `key` that it changed.
     pub fn signal_modified(&mut self, db: usize, key: &[u8]) {
         let shard = self.shard(shard_of(key));
-        touch_watchers(&mut shard.watched, db, key);
+        touch_watchers(&mut shard.watched, db, key, false);
     }
 
     pub fn watch(&mut self, db: usize, key: &[u8], flag: WatchFlag) {
-        let shard = self.shard(shard_of(key));
+        let now = self.now_ms;
+        let hash = hash_bytes(key);
+        let shard = self.shard(shard_index(hash));
+        let stale = shard.dbs[db]
+            .dict
+            .get_hashed(hash, key)
+            .is_some_and(|e| e.expire_at_ms != 0 && e.expire_at_ms <= now);
         shard
             .watched
             .entry((db, Bytes::copy_from_slice(key)))
             .or_default()
-            .push(flag);
+            .push(Watcher { flag, stale });
     }
 
     pub fn unwatch(&mut self, db: usize, key: &[u8], flag: &WatchFlag) {
         let shard = self.shard(shard_of(key));
         let k = (db, Bytes::copy_from_slice(key));
         if let Some(v) = shard.watched.get_mut(&k) {
-            v.retain(|f| !Arc::ptr_eq(f, flag));
+            v.retain(|w| !Arc::ptr_eq(&w.flag, flag));
             if v.is_empty() {
                 shard.watched.remove(&k);
             }
@@ -1018,7 +1046,7 @@ impl<'a> Locked<'a> {
             let Shard { dbs, watched, .. } = s;
             if !watched.is_empty() {
                 for (k, _) in dbs[db].dict.iter() {
-                    touch_watchers(watched, db, k);
+                    touch_watchers(watched, db, k, true);
                 }
             }
             n += dbs[db].dict.len();
@@ -1032,20 +1060,43 @@ impl<'a> Locked<'a> {
     pub fn swap_db(&mut self, a: usize, b: usize) {
         assert!(self.holds_all(), "SWAPDB needs the whole keyspace");
         self.abort_snapshot();
+        let now = self.now_ms;
+        let expired = |e: &Entry| e.expire_at_ms != 0 && e.expire_at_ms <= now;
         for s in self.shards_mut() {
             let Shard { dbs, watched, .. } = s;
-            if !watched.is_empty() {
-                let keys: Vec<(usize, Key)> = watched
-                    .keys()
-                    .filter(|(db, _)| *db == a || *db == b)
-                    .cloned()
-                    .collect();
-                for (db, k) in keys {
-                    if dbs[a].dict.contains_key(&k) || dbs[b].dict.contains_key(&k) {
-                        touch_watchers(watched, db, &k);
-                    }
+            for ((db, k), ws) in watched.iter_mut() {
+                if *db != a && *db != b {
+                    continue;
                 }
+                // The watched database's contents go; the other's replace them.
+                let other = if *db == a { b } else { a };
+                let hash = hash_bytes(k);
+                let existed = dbs[*db].dict.get_hashed(hash, k).is_some();
+                let replacement = dbs[other].dict.get_hashed(hash, k);
+                if !existed && replacement.is_none() {
+                    continue;
+                }
+                let replacement_expired = replacement.is_some_and(expired);
+                // Redis's rules: a stale key that disappears, or stays
+                // stale, is no change; a missing key replaced by a stale one
+                // becomes a stale watch; anything else is a change.
+                ws.retain_mut(|w| {
+                    if w.stale && replacement.is_none() {
+                        w.stale = false;
+                        return true;
+                    }
+                    if w.stale && replacement_expired {
+                        return true;
+                    }
+                    if !w.stale && !existed && replacement_expired {
+                        w.stale = true;
+                        return true;
+                    }
+                    w.flag.store(true, Ordering::Release);
+                    false
+                });
             }
+            watched.retain(|_, ws| !ws.is_empty());
             dbs.swap(a, b);
         }
     }
@@ -1058,12 +1109,19 @@ impl<'a> Locked<'a> {
         let mut shard = (cursor & (SHARDS as u64 - 1)) as usize;
         let table_cursor = cursor >> bits;
         let now = self.now_ms;
-        let s = self.shard(shard);
-        let next = s.dbs[db].dict.scan(table_cursor, |k, e| {
+        let mut due = Vec::new();
+        let next = self.shard(shard).dbs[db].dict.scan(table_cursor, |k, e| {
             if e.expire_at_ms == 0 || e.expire_at_ms > now {
                 f(k, e)
+            } else {
+                due.push(k.clone());
             }
         });
+        // As in Redis, the expired keys a SCAN meets are deleted (and their
+        // DEL logged) after the step, which leaves the cursor valid.
+        for k in due {
+            self.lookup(db, &k);
+        }
         if next != 0 {
             return (next << bits) | shard as u64;
         }
@@ -1089,12 +1147,14 @@ impl<'a> Locked<'a> {
 
     /// A random live key of `db`, weighted by shard size.
     pub fn random_key(&mut self, db: usize) -> Option<Key> {
-        let total = self.db_len(db);
-        if total == 0 {
-            return None;
-        }
-        // Bounded retries: a db full of expired keys must not spin forever.
+        // Each expired key sampled is deleted (as Redis does); retries are
+        // bounded so a db full of keys that may not be deleted (clients
+        // paused) cannot spin forever.
         for _ in 0..100 {
+            let total = self.db_len(db);
+            if total == 0 {
+                return None;
+            }
             let mut pick = rand::random::<u64>() as usize % total;
             let mut found = None;
             for s in self.shards_mut() {
@@ -1105,7 +1165,7 @@ impl<'a> Locked<'a> {
                 }
                 pick -= d.dict.len();
             }
-            let k = found?;
+            let Some(k) = found else { continue };
             if self.lookup(db, &k).is_some() {
                 return Some(k);
             }
