@@ -509,3 +509,13 @@ fn function_with_an_empty_library_like_redis() {
         );
     }
 }
+
+/// DEBUG DIGEST and DIGEST-VALUE of a sorted set holding infinite scores
+/// (it used to panic formatting them) equal Redis's.
+#[test]
+fn digest_of_infinite_scores_matches_redis() {
+    let mut p = Pair::with_args(&["--enable-debug-command", "yes"]);
+    p.same(&["ZADD", "z", "+inf", "top", "-inf", "bottom", "1.5", "mid"]);
+    p.same(&["DEBUG", "DIGEST-VALUE", "z"]);
+    p.same(&["DEBUG", "DIGEST"]);
+}

@@ -33,6 +33,7 @@ pub mod persistence;
 pub mod pubsub;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod stream;
 pub mod strings;
 pub mod zset;
@@ -84,6 +85,10 @@ pub enum KeySpec {
     Custom(fn(&Argv) -> Vec<usize>),
     /// The command reads or writes the whole keyspace.
     All,
+    /// Key positions computed from the arguments, plus whether the command
+    /// also reads keys its arguments only describe (SORT's BY and GET
+    /// patterns): it then holds the whole keyspace.
+    CustomMaybeAll(fn(&Argv) -> Vec<usize>, fn(&Argv) -> bool),
 }
 
 pub type Handler = fn(&mut Ctx, &Argv);
@@ -166,6 +171,15 @@ impl Command {
         }
     }
 
+    /// Whether running `argv` holds every shard.
+    pub fn locks_all(&self, argv: &Argv) -> bool {
+        match &self.keys {
+            KeySpec::All => true,
+            KeySpec::CustomMaybeAll(_, all) => all(argv),
+            _ => false,
+        }
+    }
+
     /// Indexes of the key arguments in `argv`.
     pub fn key_positions(&self, argv: &Argv) -> Vec<usize> {
         match &self.keys {
@@ -185,7 +199,9 @@ impl Command {
                 }
                 out
             }
-            KeySpec::Custom(f) => f(argv).into_iter().filter(|&i| i < argv.len()).collect(),
+            KeySpec::Custom(f) | KeySpec::CustomMaybeAll(f, _) => {
+                f(argv).into_iter().filter(|&i| i < argv.len()).collect()
+            }
         }
     }
 
@@ -217,6 +233,7 @@ impl Table {
             set::COMMANDS,
             zset::COMMANDS,
             stream::COMMANDS,
+            sort::COMMANDS,
             pubsub::COMMANDS,
             aof::COMMANDS,
             persistence::COMMANDS,
@@ -619,7 +636,7 @@ fn flag_multi_error(client: &mut Client) {
 fn lock_for<'a>(srv: &'a Server, cmd: &Command, argv: &Argv, now: u64) -> Locked<'a> {
     match &cmd.keys {
         KeySpec::None => srv.ks.lock_keys(std::iter::empty::<&[u8]>(), now),
-        KeySpec::All => srv.ks.lock_all(now),
+        _ if cmd.locks_all(argv) => srv.ks.lock_all(now),
         KeySpec::Range(1, 1, 1) => srv.ks.lock_key(argv.get(1), now),
         _ => srv.ks.lock_keys(
             cmd.key_positions(argv).into_iter().map(|i| argv.get(i)),

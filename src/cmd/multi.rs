@@ -132,7 +132,7 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
     let needs_all = state
         .queued
         .iter()
-        .any(|(i, _)| matches!(t.commands[*i].keys, KeySpec::All));
+        .any(|(i, argv)| t.commands[*i].locks_all(&argv.argv()));
     let watched_keys: Vec<Bytes> = client.watched.iter().map(|(_, k)| k.clone()).collect();
     let mut ks = if needs_all {
         srv.ks.lock_all(now)

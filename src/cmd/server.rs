@@ -464,7 +464,7 @@ fn command_info_entry(c: &mut Ctx, cmd: &Command, sub: Option<usize>) {
         .filter(|(f, _)| cmd.has(*f))
         .map(|(_, n)| *n)
         .collect();
-    if matches!(cmd.keys, KeySpec::Custom(_)) {
+    if matches!(cmd.keys, KeySpec::Custom(_) | KeySpec::CustomMaybeAll(..)) {
         flags.push("movablekeys");
     }
     c.out.set(flags.len());

@@ -112,6 +112,16 @@ pub fn format_double(d: f64) -> String {
 
 /// C's "%.{prec}g".
 pub fn format_g(d: f64, prec: usize) -> String {
+    if !d.is_finite() {
+        // glibc prints these without an exponent (a zset score can be ±inf).
+        return if d.is_nan() {
+            "nan".into()
+        } else if d > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
     let e = format!("{:.*e}", prec - 1, d);
     let (mant, exp) = e.split_once('e').expect("exponent form");
     let exp: i32 = exp.parse().expect("exponent digits");

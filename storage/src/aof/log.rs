@@ -340,7 +340,8 @@ impl AofLog {
             if reached >= target || self.is_failed() {
                 return;
             }
-            if !self.has_pending() && !(always && w.unsynced.is_some()) {
+            let fsync_owed = always && w.unsynced.is_some();
+            if !self.has_pending() && !fsync_owed {
                 return;
             }
             self.step(&mut w, None);
