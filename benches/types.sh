@@ -25,7 +25,7 @@ wait_port() {
     return 1
 }
 
-cargo build --release --bin cairn >&2
+nice -n 10 cargo build --release --bin cairn >&2
 tmp=$(mktemp -d)
 cairn_port=$(free_port)
 redis_port=$(free_port)

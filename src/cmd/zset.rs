@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use cairn_storage::keyspace::Locked;
-use cairn_storage::types::zset::ZSet;
+use cairn_storage::types::zset::{Added, ZSet};
 use cairn_storage::Value;
 
 use super::list::{
@@ -370,36 +370,34 @@ fn zadd_generic(c: &mut Ctx, a: &Argv, mut f: AddFlags) {
     let mut last: Option<f64> = None;
     let mut nan = false;
     for (score, member) in pairs {
-        let mut score = score;
-        match z.score(member) {
+        // Decided between the lookup and the write of one `add`.
+        let decide = |cur: Option<f64>| match cur {
+            Some(_) if f.nx => None,
             Some(cur) => {
-                if f.nx {
-                    continue;
-                }
-                if f.incr {
-                    score += cur;
-                    if score.is_nan() {
-                        nan = true;
-                        break;
-                    }
+                let score = if f.incr { score + cur } else { score };
+                if score.is_nan() {
+                    nan = true;
+                    return None;
                 }
                 if (f.lt && score >= cur) || (f.gt && score <= cur) {
-                    continue;
-                }
-                if score != cur {
-                    z.insert_limited(member, score, max_entries, max_value);
-                    updated += 1;
+                    return None;
                 }
                 last = Some(score);
+                Some(score)
             }
+            None if f.xx => None,
             None => {
-                if f.xx {
-                    continue;
-                }
-                z.insert_limited(member, score, max_entries, max_value);
-                added += 1;
                 last = Some(score);
+                Some(score)
             }
+        };
+        match z.add(member, max_entries, max_value, decide) {
+            Added::New => added += 1,
+            Added::Updated => updated += 1,
+            Added::Unchanged => {}
+        }
+        if nan {
+            break;
         }
     }
     let emptied = z.is_empty();

@@ -21,6 +21,69 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
         .hash_one(bytes)
 }
 
+/// Longest byte string [`ShortBytes`] keeps inline.
+pub const SHORT_INLINE: usize = 22;
+
+/// A byte string for table keys and values: up to [`SHORT_INLINE`] bytes live
+/// inside the table node itself (no allocation of their own, and no extra
+/// cache miss to compare a key), longer ones in a box. 24 bytes either way.
+#[derive(Clone)]
+pub enum ShortBytes {
+    Inline { len: u8, buf: [u8; SHORT_INLINE] },
+    Boxed(Box<[u8]>),
+}
+
+const _: () = assert!(std::mem::size_of::<ShortBytes>() == 24);
+
+impl From<&[u8]> for ShortBytes {
+    fn from(b: &[u8]) -> Self {
+        if b.len() <= SHORT_INLINE {
+            let mut buf = [0u8; SHORT_INLINE];
+            buf[..b.len()].copy_from_slice(b);
+            ShortBytes::Inline {
+                len: b.len() as u8,
+                buf,
+            }
+        } else {
+            ShortBytes::Boxed(b.into())
+        }
+    }
+}
+
+impl std::ops::Deref for ShortBytes {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            ShortBytes::Inline { len, buf } => &buf[..*len as usize],
+            ShortBytes::Boxed(b) => b,
+        }
+    }
+}
+
+impl std::ops::DerefMut for ShortBytes {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            ShortBytes::Inline { len, buf } => &mut buf[..*len as usize],
+            ShortBytes::Boxed(b) => b,
+        }
+    }
+}
+
+impl Borrow<[u8]> for ShortBytes {
+    #[inline]
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+impl std::fmt::Debug for ShortBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
+    }
+}
+
 /// The two stages of [`Dict::prefetch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prefetch {
@@ -501,6 +564,29 @@ mod tests {
 
     fn key(i: u32) -> Vec<u8> {
         format!("k{i}").into_bytes()
+    }
+
+    #[test]
+    fn short_bytes_inline_and_boxed_round_trip() {
+        for n in [0, 1, SHORT_INLINE - 1, SHORT_INLINE, SHORT_INLINE + 1, 300] {
+            let b: Vec<u8> = (0..n).map(|i| i as u8 ^ 0x5a).collect();
+            let mut s = ShortBytes::from(&b[..]);
+            assert_eq!(matches!(s, ShortBytes::Inline { .. }), n <= SHORT_INLINE);
+            assert_eq!(&s[..], &b[..]);
+            assert_eq!(&s.clone()[..], &b[..]);
+            if n > 0 {
+                s[n - 1] = b'!';
+                assert_eq!(s[n - 1], b'!');
+                assert_eq!(&s[..n - 1], &b[..n - 1]);
+            }
+        }
+        let mut d: Dict<ShortBytes, ShortBytes> = Dict::new();
+        let long = [b'k'; 40];
+        d.insert(ShortBytes::from(&b"short"[..]), ShortBytes::from(&long[..]));
+        d.insert(ShortBytes::from(&long[..]), ShortBytes::from(&b"v"[..]));
+        assert_eq!(d.get(b"short").map(|v| &v[..]), Some(&long[..]));
+        assert_eq!(d.get(&long).map(|v| &v[..]), Some(&b"v"[..]));
+        assert!(d.get(&long[..39]).is_none());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! never converts back on its own; [`Hash::compact`] does it on request (what a
 //! snapshot load does for hashes that fit).
 
-use crate::dict::{hash_bytes, Dict};
+use crate::dict::{hash_bytes, Dict, ShortBytes};
 
 /// Conversion thresholds (hash-max-listpack-entries / -value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +24,8 @@ impl Default for HashLimits {
     }
 }
 
-type Table = Dict<Box<[u8]>, Box<[u8]>>;
+// Fields and values up to 22 bytes live in the table node.
+type Table = Dict<ShortBytes, ShortBytes>;
 
 #[derive(Debug, Clone)]
 enum Repr {
@@ -203,7 +204,7 @@ impl Hash {
 
 pub enum HashIter<'a> {
     Packed(PairIter<'a>),
-    Table(crate::dict::Iter<'a, Box<[u8]>, Box<[u8]>>),
+    Table(crate::dict::Iter<'a, ShortBytes, ShortBytes>),
 }
 
 impl<'a> Iterator for HashIter<'a> {

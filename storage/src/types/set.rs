@@ -6,13 +6,14 @@
 
 use std::borrow::Cow;
 
-use crate::dict::Dict;
+use crate::dict::{hash_bytes, Dict, ShortBytes};
 use crate::value::parse_i64_strict;
 
 /// Redis's default set-max-intset-entries.
 pub const DEFAULT_MAX_INTSET_ENTRIES: usize = 512;
 
-type Table = Dict<Box<[u8]>, ()>;
+// Members up to 22 bytes live in the table node (no allocation of their own).
+type Table = Dict<ShortBytes, ()>;
 
 #[derive(Debug, Clone)]
 enum Repr {
@@ -88,7 +89,15 @@ impl Set {
             }
         }
         match &mut self.repr {
-            Repr::Table(t) => t.insert(member.into(), ()).is_none(),
+            Repr::Table(t) => {
+                // Look up before copying: most adds of a busy set find the member.
+                let hash = hash_bytes(member);
+                if t.get_hashed(hash, member).is_some() {
+                    return false;
+                }
+                t.insert_new_hashed(hash, member.into(), ());
+                true
+            }
             Repr::Ints(_) => unreachable!("converted above"),
         }
     }
@@ -174,9 +183,9 @@ impl Set {
                 Some(int_text(v.remove(at)))
             }
             Repr::Table(t) => {
-                let k = t.random_entry(rand_u64).map(|(k, _)| k.clone())?;
+                let k = t.random_entry(rand_u64).map(|(k, _)| k.to_vec())?;
                 t.remove(&k);
-                Some(k.into_vec())
+                Some(k)
             }
         }
     }
@@ -205,7 +214,7 @@ impl Set {
         if let Repr::Ints(v) = &self.repr {
             let mut t = Table::with_capacity(v.len() + 1);
             for &n in v {
-                t.insert(int_text(n).into_boxed_slice(), ());
+                t.insert(int_text(n)[..].into(), ());
             }
             self.repr = Repr::Table(t);
         }
@@ -214,7 +223,7 @@ impl Set {
 
 pub enum SetIter<'a> {
     Ints(std::slice::Iter<'a, i64>),
-    Table(crate::dict::Iter<'a, Box<[u8]>, ()>),
+    Table(crate::dict::Iter<'a, ShortBytes, ()>),
 }
 
 impl<'a> Iterator for SetIter<'a> {

@@ -3,13 +3,14 @@
 //! Small sets ("listpack") are one packed byte buffer of `score, len, member`
 //! records in (score, member) order: no allocation per member, linear scans
 //! over at most 128 records. Larger sets ("skiplist") pair a member -> score
-//! [`Dict`] (O(1) ZSCORE, SCAN cursors) with a skip list whose links carry
+//! [`Dict`] (O(1) ZSCORE, SCAN cursors; the value is the member's skip-list
+//! node, whose header holds the score) with a skip list whose links carry
 //! spans, so rank lookups, rank-indexed access and score/lex range bounds are
 //! all O(log N). Members are shared between the two by `Arc`.
 
 use std::sync::Arc;
 
-use crate::dict::Dict;
+use crate::dict::{hash_bytes, Dict};
 
 /// Redis's zset-max-listpack-entries / zset-max-listpack-value defaults.
 pub const MAX_PACKED_ENTRIES: usize = 128;
@@ -28,8 +29,17 @@ enum Repr {
 
 #[derive(Debug, Clone)]
 struct Big {
-    dict: Dict<Arc<[u8]>, f64>,
+    /// member -> its node in `list` (node ids are stable while it is linked).
+    dict: Dict<Arc<[u8]>, u32>,
     list: SkipList,
+}
+
+/// What [`ZSet::add`] did to a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    New,
+    Updated,
+    Unchanged,
 }
 
 impl Default for ZSet {
@@ -92,17 +102,69 @@ impl ZSet {
         max_entries: usize,
         max_value: usize,
     ) -> bool {
-        if let Repr::Packed(p) = &mut self.repr {
-            let exists = p.find(member).is_some();
-            if exists || (p.len < max_entries && member.len() <= max_value) {
-                return p.insert(member, score);
+        self.add(member, max_entries, max_value, |_| Some(score)) == Added::New
+    }
+
+    /// Adds or updates one member as `decide` says: it gets the current score
+    /// (None if absent) and returns the score to store, or None to leave the
+    /// member alone. One lookup serves both the check and the write (ZADD's
+    /// NX/XX/GT/LT/INCR are decided in between).
+    pub fn add(
+        &mut self,
+        member: &[u8],
+        max_entries: usize,
+        max_value: usize,
+        decide: impl FnOnce(Option<f64>) -> Option<f64>,
+    ) -> Added {
+        let score = match &mut self.repr {
+            Repr::Packed(p) => {
+                let cur = p.find(member).map(|(_, _, s)| s);
+                let Some(score) = decide(cur) else {
+                    return Added::Unchanged;
+                };
+                match cur {
+                    Some(c) if c == score => return Added::Unchanged,
+                    Some(_) => {
+                        p.insert(member, score);
+                        return Added::Updated;
+                    }
+                    None if p.len < max_entries && member.len() <= max_value => {
+                        p.insert(member, score);
+                        return Added::New;
+                    }
+                    None => score,
+                }
             }
-            self.convert_to_skiplist();
-        }
+            Repr::Skip(b) => {
+                let hash = hash_bytes(member);
+                return match b.dict.get_hashed(hash, member) {
+                    Some(&id) => {
+                        let old = b.list.score(id);
+                        match decide(Some(old)) {
+                            Some(s) if s != old => {
+                                b.list.update_score(id, s, member);
+                                Added::Updated
+                            }
+                            _ => Added::Unchanged,
+                        }
+                    }
+                    None => match decide(None) {
+                        Some(s) => {
+                            b.insert_new(hash, member, s);
+                            Added::New
+                        }
+                        None => Added::Unchanged,
+                    },
+                };
+            }
+        };
+        // A new member that does not fit the compact encoding.
+        self.convert_to_skiplist();
         let Repr::Skip(b) = &mut self.repr else {
             unreachable!("converted above")
         };
-        b.insert(member, score)
+        b.insert_new(hash_bytes(member), member, score);
+        Added::New
     }
 
     fn convert_to_skiplist(&mut self) {
@@ -114,7 +176,7 @@ impl ZSet {
             list: SkipList::new(),
         };
         for (m, s) in p.iter() {
-            big.insert(m, s);
+            big.insert_new(hash_bytes(m), m, s);
         }
         self.repr = Repr::Skip(Box::new(big));
     }
@@ -122,7 +184,7 @@ impl ZSet {
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.repr {
             Repr::Packed(p) => p.find(member).map(|(_, _, s)| s),
-            Repr::Skip(b) => b.dict.get(member).copied(),
+            Repr::Skip(b) => b.dict.get(member).map(|&id| b.list.score(id)),
         }
     }
 
@@ -131,8 +193,8 @@ impl ZSet {
         match &mut self.repr {
             Repr::Packed(p) => p.remove(member),
             Repr::Skip(b) => match b.dict.remove_entry(member) {
-                Some((m, s)) => {
-                    b.list.delete(s, &m);
+                Some((m, id)) => {
+                    b.list.delete(id, &m);
                     true
                 }
                 None => false,
@@ -145,8 +207,8 @@ impl ZSet {
         match &self.repr {
             Repr::Packed(p) => p.find(member).map(|(i, _, _)| i),
             Repr::Skip(b) => {
-                let s = *b.dict.get(member)?;
-                b.list.rank(s, member)
+                let id = *b.dict.get(member)?;
+                Some(b.list.rank_of(id, member))
             }
         }
     }
@@ -252,29 +314,17 @@ impl ZSet {
                 }
                 0
             }
-            Repr::Skip(b) => b.dict.scan(cursor, |m, s| f(m, *s)),
+            Repr::Skip(b) => b.dict.scan(cursor, |m, &id| f(m, b.list.score(id))),
         }
     }
 }
 
 impl Big {
-    fn insert(&mut self, member: &[u8], score: f64) -> bool {
-        if let Some((m, old)) = self.dict.get_key_value(member) {
-            let old = *old;
-            if old != score {
-                let m = m.clone();
-                self.list.delete(old, &m);
-                self.list.insert(score, m);
-                if let Some(s) = self.dict.get_mut(member) {
-                    *s = score;
-                }
-            }
-            return false;
-        }
+    /// Inserts a member the caller knows is absent (`hash` is its dict hash).
+    fn insert_new(&mut self, hash: u64, member: &[u8], score: f64) {
         let m: Arc<[u8]> = Arc::from(member);
-        self.list.insert(score, m.clone());
-        self.dict.insert(m, score);
-        true
+        let id = self.list.insert(score, m.clone());
+        self.dict.insert_new_hashed(hash, m, id);
     }
 }
 
@@ -365,6 +415,25 @@ impl<'a> Iterator for PackedIter<'a> {
     }
 }
 
+/// Asks the kernel to back the 2 MiB-aligned part of `len` bytes at `start`
+/// with transparent huge pages (when THP is in "madvise" mode; harmless
+/// otherwise). Only worth it for regions of several huge pages.
+fn advise_huge_pages(start: *const u8, len: usize) {
+    const HUGE: usize = 2 << 20;
+    if len < 4 * HUGE {
+        return;
+    }
+    let first = (start as usize).next_multiple_of(HUGE);
+    let end = (start as usize + len) / HUGE * HUGE;
+    if end > first {
+        // SAFETY: madvise only changes paging hints of our own mapping; the
+        // range lies inside the allocation, and failure is harmless.
+        unsafe {
+            libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
 const MAX_LEVEL: usize = 32;
 const NIL: u32 = u32::MAX;
 const HEAD: u32 = 0;
@@ -385,13 +454,6 @@ const NO_LINK: Level = Level {
     fwd_score: 0.0,
 };
 
-/// A member's bytes (shared with the dict) and its node's level count.
-#[derive(Debug, Clone)]
-struct Member {
-    bytes: Arc<[u8]>,
-    levels: u8,
-}
-
 /// A skip list with spans (Pugh's structure as Redis uses it).
 ///
 /// Every node is a block of consecutive slots in `pool`: a header slot
@@ -404,7 +466,8 @@ struct Member {
 #[derive(Debug, Clone)]
 struct SkipList {
     pool: Vec<Level>,
-    members: Vec<Member>,
+    /// Members' bytes (shared with the dict), by the index in node headers.
+    members: Vec<Arc<[u8]>>,
     /// Freed blocks by level count - 1, reused by inserts of that height.
     free_blocks: Vec<Vec<u32>>,
     free_members: Vec<u32>,
@@ -424,10 +487,7 @@ impl SkipList {
         };
         SkipList {
             pool,
-            members: vec![Member {
-                bytes: Arc::from(&[][..]),
-                levels: MAX_LEVEL as u8,
-            }],
+            members: vec![Arc::from(&[][..])],
             free_blocks: vec![Vec::new(); MAX_LEVEL],
             free_members: Vec::new(),
             tail: NIL,
@@ -473,7 +533,7 @@ impl SkipList {
     }
 
     fn member(&self, x: u32) -> &[u8] {
-        &self.members[self.pool[x as usize].fwd as usize].bytes
+        &self.members[self.pool[x as usize].fwd as usize]
     }
 
     /// Whether link `l` leads to an element ordered before (score, member).
@@ -482,18 +542,27 @@ impl SkipList {
             && (l.fwd_score < score || (l.fwd_score == score && self.member(l.fwd) < member))
     }
 
-    /// Whether link `l` leads to an element ordered at or before (score, member).
-    fn link_at_or_before(&self, l: &Level, score: f64, member: &[u8]) -> bool {
-        l.fwd != NIL
-            && (l.fwd_score < score || (l.fwd_score == score && self.member(l.fwd) <= member))
+    /// Extends the pool to `len` slots. A large pool is moved into memory
+    /// advised for transparent huge pages: a rank or insert descent lands on
+    /// ~30 random nodes, and with 4 KiB pages nearly every landing is also a
+    /// TLB miss (a million members span ~10,000 pages, a few dozen huge ones).
+    fn grow_pool(&mut self, len: usize) {
+        if len > self.pool.capacity() {
+            let cap = (self.pool.capacity() * 2).max(len);
+            let mut grown = Vec::with_capacity(cap);
+            advise_huge_pages(
+                grown.as_ptr() as *const u8,
+                cap * std::mem::size_of::<Level>(),
+            );
+            grown.extend_from_slice(&self.pool);
+            self.pool = grown;
+        }
+        self.pool.resize(len, NO_LINK);
     }
 
     /// A block for a node of `lvl` levels holding `member` and `score`.
     fn alloc_node(&mut self, lvl: usize, score: f64, member: Arc<[u8]>) -> u32 {
-        let m = Member {
-            bytes: member,
-            levels: lvl as u8,
-        };
+        let m = member;
         let slot = match self.free_members.pop() {
             Some(s) => {
                 self.members[s as usize] = m;
@@ -509,7 +578,7 @@ impl SkipList {
             None => {
                 let id = self.pool.len();
                 assert!(id + lvl < NIL as usize, "sorted set too large");
-                self.pool.resize(id + 1 + lvl, NO_LINK);
+                self.grow_pool(id + 1 + lvl);
                 id as u32
             }
         };
@@ -521,17 +590,29 @@ impl SkipList {
         id
     }
 
+    /// Adds a node for (score, member); returns its id.
+    fn insert(&mut self, score: f64, member: Arc<[u8]>) -> u32 {
+        let lvl = self.random_level();
+        let id = self.alloc_node(lvl, score, member);
+        self.link_in(id, lvl);
+        id
+    }
+
+    /// Links the unlinked node `id` (its header holds score and member) with
+    /// `lvl` levels at its place in the order.
     // Levels index update[], rank[] and the nodes' links together.
     #[allow(clippy::needless_range_loop)]
-    fn insert(&mut self, score: f64, member: Arc<[u8]>) {
+    fn link_in(&mut self, id: u32, lvl: usize) {
+        let score = self.score(id);
         let mut update = [HEAD; MAX_LEVEL];
         let mut rank = [0usize; MAX_LEVEL];
         let mut x = HEAD;
+        let member = self.member(id);
         for i in (0..self.level).rev() {
             rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
             loop {
                 let l = self.link(x, i);
-                if self.link_before(&l, score, &member) {
+                if self.link_before(&l, score, member) {
                     rank[i] += l.span as usize;
                     x = l.fwd;
                 } else {
@@ -540,7 +621,6 @@ impl SkipList {
             }
             update[i] = x;
         }
-        let lvl = self.random_level();
         if lvl > self.level {
             for i in self.level..lvl {
                 rank[i] = 0;
@@ -549,7 +629,6 @@ impl SkipList {
             }
             self.level = lvl;
         }
-        let id = self.alloc_node(lvl, score, member);
         for i in 0..lvl {
             let u = update[i];
             let ul = self.link(u, i);
@@ -578,13 +657,17 @@ impl SkipList {
         self.len += 1;
     }
 
-    fn delete(&mut self, score: f64, member: &[u8]) -> bool {
+    /// The last node before node `id` (whose member is `member`) at every
+    /// level: where its incoming links start.
+    fn predecessors(&self, id: u32, member: &[u8]) -> [u32; MAX_LEVEL] {
+        let score = self.score(id);
         let mut update = [HEAD; MAX_LEVEL];
         let mut x = HEAD;
         for i in (0..self.level).rev() {
             loop {
                 let l = self.link(x, i);
-                if self.link_before(&l, score, member) {
+                // Stopping at the link to `id` spares the member compare on it.
+                if l.fwd != id && self.link_before(&l, score, member) {
                     x = l.fwd;
                 } else {
                     break;
@@ -592,10 +675,18 @@ impl SkipList {
             }
             update[i] = x;
         }
-        let x = self.fwd(x, 0);
-        if x == NIL || self.score(x) != score || self.member(x) != member {
-            return false;
-        }
+        update
+    }
+
+    /// Number of levels of linked node `id`, given its predecessors.
+    fn levels_of(&self, id: u32, update: &[u32; MAX_LEVEL]) -> usize {
+        (0..self.level)
+            .take_while(|&i| self.fwd(update[i], i) == id)
+            .count()
+    }
+
+    /// Takes linked node `x` out of the order; its block and member stay.
+    fn unlink(&mut self, x: u32, update: &[u32; MAX_LEVEL]) {
         for (i, &u) in update.iter().enumerate().take(self.level) {
             if self.link(u, i).fwd == x {
                 let xl = self.link(x, i);
@@ -619,14 +710,41 @@ impl SkipList {
             self.level -= 1;
         }
         self.len -= 1;
+    }
+
+    /// Moves node `id` (member `member`) to score `score`. The node keeps its
+    /// block, member and height: no allocation, no reference-count traffic.
+    fn update_score(&mut self, id: u32, score: f64, member: &[u8]) {
+        let update = self.predecessors(id, member);
+        let lvl = self.levels_of(id, &update);
+        let next = self.link(id, 0);
+        // Still between its neighbours: rewrite the score where it is stored
+        // (the header and the links pointing here) and leave the order alone.
+        if (update[0] == HEAD || self.score(update[0]) < score)
+            && (next.fwd == NIL || next.fwd_score > score)
+        {
+            self.pool[id as usize].fwd_score = score;
+            for (i, &u) in update.iter().enumerate().take(lvl) {
+                self.link_mut(u, i).fwd_score = score;
+            }
+            return;
+        }
+        self.unlink(id, &update);
+        self.pool[id as usize].fwd_score = score;
+        self.link_in(id, lvl);
+    }
+
+    /// Unlinks and frees node `id` (member `member`).
+    fn delete(&mut self, id: u32, member: &[u8]) {
+        let update = self.predecessors(id, member);
+        let lvl = self.levels_of(id, &update);
+        self.unlink(id, &update);
         // Drop the member now; keep the block and the member slot for reuse.
-        let slot = self.pool[x as usize].fwd;
-        let empty = self.members[0].bytes.clone();
-        let m = &mut self.members[slot as usize];
-        m.bytes = empty;
-        let lvl = m.levels as usize;
+        let slot = self.pool[id as usize].fwd;
+        let empty = self.members[0].clone();
+        self.members[slot as usize] = empty;
         self.free_members.push(slot);
-        self.free_blocks[lvl - 1].push(x);
+        self.free_blocks[lvl - 1].push(id);
         if self.len == 0 {
             self.pool.truncate(MAX_LEVEL + 1);
             self.members.truncate(1);
@@ -635,30 +753,31 @@ impl SkipList {
                 f.clear();
             }
         }
-        true
     }
 
-    /// 0-based rank of an element.
-    fn rank(&self, score: f64, member: &[u8]) -> Option<usize> {
+    /// 0-based rank of linked node `id` (member `member`).
+    fn rank_of(&self, id: u32, member: &[u8]) -> usize {
+        let score = self.score(id);
         let mut traversed = 0usize;
         let mut x = HEAD;
         for i in (0..self.level).rev() {
             loop {
                 let l = self.link(x, i);
-                if self.link_at_or_before(&l, score, member) {
+                // Done on the first link that reaches the node: its member
+                // and block are never read.
+                if l.fwd == id {
+                    return traversed + l.span as usize - 1;
+                }
+                if self.link_before(&l, score, member) {
                     traversed += l.span as usize;
                     x = l.fwd;
                 } else {
                     break;
                 }
             }
-            // The score sits in the block just read; the member is only
-            // fetched when the score matches.
-            if x != HEAD && self.score(x) == score && self.member(x) == member {
-                return Some(traversed - 1);
-            }
         }
-        None
+        debug_assert!(false, "node {id} is not linked");
+        traversed
     }
 
     /// Node at 0-based rank `r`.
