@@ -294,7 +294,7 @@ fn long_or_reply(c: &mut Ctx, arg: &[u8], msg: &str) -> Option<i64> {
 /// Writes an entry as Redis does: [id, [field, value, ...]].
 fn reply_entry(out: &mut Reply, id: StreamId, fields: &[(Val, Val)]) {
     out.array(2);
-    out.bulk(id.to_string().as_bytes());
+    reply_id(out, id);
     out.array(fields.len() * 2);
     for (f, v) in fields {
         put_val(out, f);
@@ -310,7 +310,35 @@ fn put_val(out: &mut Reply, v: &Val) {
 }
 
 fn reply_id(out: &mut Reply, id: StreamId) {
-    out.bulk(id.to_string().as_bytes());
+    out.bulk(IdText::new(id).as_bytes());
+}
+
+/// An ID as `ms-seq` text, formatted on the stack (replies write one per
+/// XADD and per entry read).
+struct IdText {
+    buf: [u8; 41],
+    len: usize,
+}
+
+impl IdText {
+    fn new(id: StreamId) -> Self {
+        let mut t = IdText {
+            buf: [0; 41],
+            len: 0,
+        };
+        let mut n = itoa::Buffer::new();
+        t.push(n.format(id.ms).as_bytes());
+        t.push(b"-");
+        t.push(n.format(id.seq).as_bytes());
+        t
+    }
+    fn push(&mut self, b: &[u8]) {
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 /// Inserts an aggregate header at `mark` once the element count is known.
@@ -533,14 +561,17 @@ fn xadd(c: &mut Ctx, a: &Argv) {
     let db = c.db();
     let key = a.get(1);
     let now = now_ms(c);
-    match stream_mut(&mut c.ks, db, key) {
+    let s = match stream_mut(&mut c.ks, db, key) {
         Err(()) => return c.wrongtype(),
+        Ok(Some(s)) => s,
         Ok(None) if t.no_mkstream => return c.out.null(),
-        Ok(None) => c.ks.set(db, key, Value::Stream(Box::default())),
-        Ok(Some(_)) => {}
-    }
-    let Ok(Some(s)) = stream_mut(&mut c.ks, db, key) else {
-        return;
+        Ok(None) => {
+            c.ks.set(db, key, Value::Stream(Box::default()));
+            match stream_mut(&mut c.ks, db, key) {
+                Ok(Some(s)) => s,
+                _ => return,
+            }
+        }
     };
     if s.last_id == StreamId::MAX {
         return c
@@ -569,8 +600,9 @@ fn xadd(c: &mut Ctx, a: &Argv) {
     if id <= s.last_id {
         return c.error(XADD_ID_SMALL);
     }
-    let fv: Vec<&[u8]> = (field_pos..a.len()).map(|i| a.get(i)).collect();
-    if s.append(id, &fv).is_err() {
+    if s.append_with(id, a.len() - field_pos, |i| a.get(field_pos + i))
+        .is_err()
+    {
         return c.error("ERR Elements are too large to be stored");
     }
     reply_id(c.out, id);
@@ -578,8 +610,11 @@ fn xadd(c: &mut Ctx, a: &Argv) {
         Some(how) => s.trim(how, t.approx, t.limit),
         None => 0,
     };
+    // The logged form is only built when something logs it (AOF or a
+    // replica); `Ctx::propagate` would drop it otherwise.
     let rewrite = t.approx || t.id.as_ref().is_none_or(|p| !p.seq_given);
-    let logged = rewrite.then(|| deterministic_form(a, s, &t, Some((idpos, id))));
+    let logged =
+        (rewrite && c.srv.propagating()).then(|| deterministic_form(a, s, &t, Some((idpos, id))));
     changed(c, key, "xadd");
     c.dirty += 1;
     if trimmed > 0 {
