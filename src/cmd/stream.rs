@@ -936,6 +936,9 @@ fn xread_generic(c: &mut Ctx, a: &Argv, xreadgroup: bool) {
             Err(()) if retry && xreadgroup => {
                 return c.error("UNBLOCKED the stream key no longer exists")
             }
+            // A blocked XREAD stays blocked while its key holds another type,
+            // as in Redis: only a stream's new entries serve it.
+            Err(()) if retry => None,
             Err(()) => return c.wrongtype(),
             Ok(s) => s,
         };
@@ -1301,8 +1304,10 @@ fn xgroup(c: &mut Ctx, a: &Argv) {
                 c.out.int(1);
                 c.dirty += 1;
                 changed(c, key, "xgroup-destroy");
-                // Blocked XREADGROUP clients of this group must see -NOGROUP.
-                c.signal_ready(key);
+                // Blocked XREADGROUP clients of this group must see -NOGROUP,
+                // even behind readers of other groups that stay blocked.
+                c.ks.wake_stream_readers
+                    .push((db, bytes::Bytes::copy_from_slice(key)));
             } else {
                 c.out.int(0);
             }
