@@ -973,7 +973,7 @@ fn xadd_nodes_are_byte_identical_to_redis() {
             _ => i.to_string(),
         };
         let mut args = vec!["XADD", "s", id.as_str(), "f", v.as_str()];
-        if i % 11 == 0 {
+        if i.is_multiple_of(11) {
             args.extend(["12", "g"]);
         }
         if i == 150 {
@@ -990,7 +990,7 @@ fn xadd_nodes_are_byte_identical_to_redis() {
     p.is(&["CONFIG", "SET", "stream-node-max-bytes", "300"], "+OK");
     for i in 261..=330 {
         add(&mut p, i);
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             let last = format!("{}-{}", 1000 + i / 3, i);
             p.same(&["XDEL", "s", last.as_str()]);
         }
@@ -1069,14 +1069,16 @@ fn blocked_readers_see_their_stream_replaced_as_in_redis() {
         &["XGROUP", "CREATE", "s", "g", "$"],
     ];
     let unblocked = "-UNBLOCKED the stream key no longer exists";
-    let cases: Vec<(
-        &str,
-        Vec<&[&str]>,
-        Vec<&[&str]>,
-        &[&str],
-        Vec<&[&str]>,
-        Vec<&str>,
-    )> = vec![
+    // (what, setup, change while blocked, blocked command, then, replies)
+    type Case<'a> = (
+        &'a str,
+        Vec<&'a [&'a str]>,
+        Vec<&'a [&'a str]>,
+        &'a [&'a str],
+        Vec<&'a [&'a str]>,
+        Vec<&'a str>,
+    );
+    let cases: Vec<Case> = vec![
         (
             "SET over the stream",
             with_group.to_vec(),
