@@ -511,38 +511,42 @@ fn parse_trim_args(c: &mut Ctx, a: &Argv, xadd: bool) -> Option<(TrimArgs, usize
     Some((t, i))
 }
 
-/// The command with `~` trims made exact (and LIMIT dropped) and, for XADD,
-/// the generated ID in place of `*` / `ms-*`.
-fn deterministic_form(
+/// The exact form of a `~` trim's argument after trimming: the resulting
+/// length (MAXLEN) or first ID (MINID).
+fn exact_trim_arg(s: &Stream, t: &TrimArgs) -> Vec<u8> {
+    match t.how {
+        Some(Trim::MaxLen(_)) => s.len().to_string().into_bytes(),
+        _ => s.edge_id(false).to_bytes(),
+    }
+}
+
+/// Logs the command with a `~` trim made exact (`=` and `exact`, LIMIT
+/// dropped) and, for XADD, the generated ID in place of `*` / `ms-*`.
+fn propagate_deterministic(
+    c: &mut Ctx,
     a: &Argv,
-    s: &Stream,
     t: &TrimArgs,
+    exact: Option<&[u8]>,
     id_at: Option<(usize, StreamId)>,
-) -> Vec<Vec<u8>> {
-    let mut out = Vec::with_capacity(a.len());
+) {
+    let id_text = id_at.map(|(_, id)| IdText::new(id));
+    let mut args: Vec<&[u8]> = Vec::with_capacity(a.len());
     let mut i = 0;
     while i < a.len() {
         if Some(i) == t.limit_idx {
             i += 2;
             continue;
         }
-        let mut arg = a.get(i).to_vec();
-        if t.approx && i + 1 == t.arg_idx {
-            arg = b"=".to_vec();
-        } else if t.approx && i == t.arg_idx {
-            arg = match t.how {
-                Some(Trim::MaxLen(_)) => s.len().to_string().into_bytes(),
-                _ => s.edge_id(false).to_bytes(),
-            };
-        } else if let Some((at, id)) = id_at {
-            if i == at {
-                arg = id.to_bytes();
-            }
-        }
-        out.push(arg);
+        let arg = match (exact, &id_text, id_at) {
+            (Some(_), _, _) if i + 1 == t.arg_idx => b"=".as_slice(),
+            (Some(e), _, _) if i == t.arg_idx => e,
+            (_, Some(text), Some((at, _))) if i == at => text.as_bytes(),
+            _ => a.get(i),
+        };
+        args.push(arg);
         i += 1;
     }
-    out
+    c.propagate(&args);
 }
 
 fn xadd(c: &mut Ctx, a: &Argv) {
@@ -613,15 +617,15 @@ fn xadd(c: &mut Ctx, a: &Argv) {
     // The logged form is only built when something logs it (AOF or a
     // replica); `Ctx::propagate` would drop it otherwise.
     let rewrite = t.approx || t.id.as_ref().is_none_or(|p| !p.seq_given);
-    let logged =
-        (rewrite && c.srv.propagating()).then(|| deterministic_form(a, s, &t, Some((idpos, id))));
+    let log = rewrite && c.srv.propagating();
+    let exact = (log && t.approx).then(|| exact_trim_arg(s, &t));
     changed(c, key, "xadd");
     c.dirty += 1;
     if trimmed > 0 {
         c.notify(event::STREAM, "xtrim", key);
     }
-    if let Some(args) = logged {
-        c.propagate(&args);
+    if log {
+        propagate_deterministic(c, a, &t, exact.as_deref(), Some((idpos, id)));
     }
     c.signal_ready(key);
 }
@@ -639,12 +643,12 @@ fn xtrim(c: &mut Ctx, a: &Argv) {
     };
     let Some(how) = t.how else { return };
     let n = s.trim(how, t.approx, t.limit);
-    let logged = (n > 0 && t.approx).then(|| deterministic_form(a, s, &t, None));
+    let exact = (n > 0 && t.approx && c.srv.propagating()).then(|| exact_trim_arg(s, &t));
     if n > 0 {
         changed(c, key, "xtrim");
         c.dirty += n;
-        if let Some(args) = logged {
-            c.propagate(&args);
+        if let Some(e) = exact {
+            propagate_deterministic(c, a, &t, Some(&e), None);
         }
     }
     c.out.int(n as i64);
