@@ -25,32 +25,30 @@ use tokio::sync::watch;
 use crate::server::Server;
 
 /// Buckets the snapshot walker serializes per shard-lock hold: bounds the
-/// pause a walk step causes (a few microseconds for small keys), and how long
-/// a client may wait if the low-priority walker is preempted holding a lock.
+/// pause a walk step causes (a few microseconds for small keys).
 const SNAPSHOT_BUCKETS_PER_STEP: usize = 16;
 
-/// Serialized bytes the walker lets queue before writing them out: one
+/// Serialized bytes queued before the snapshot writer writes them out: one
 /// write per this much, not one per step.
 const SNAPSHOT_DRAIN_BYTES: usize = 256 * 1024;
 
-/// How much nicer than the server a background job's thread runs. The
-/// snapshot walker competes with the I/O threads for the cores; at +10 the
-/// scheduler gives a client-serving thread about ten times its share.
+/// Bytes the walker may let queue ahead of the writer before it waits: the
+/// snapshot's memory bound when the low-priority writer gets little CPU.
+const SNAPSHOT_QUEUE_LIMIT: usize = 4 * SNAPSHOT_DRAIN_BYTES;
+
+/// How much nicer than the server the snapshot writer's thread runs. It
+/// competes with the I/O threads for the cores; at +10 the scheduler gives a
+/// client-serving thread about ten times its share.
 const BACKGROUND_NICE_DELTA: i32 = 10;
 
-/// Starts a background job (BGSAVE, AOF rewrite) on a thread of its own at a
-/// lower CPU priority, so clients keep the cores while it runs. (The SYNC
-/// snapshot, which its caller waits for, uses a scoped thread the same way.)
+/// Starts a background job (BGSAVE, AOF rewrite) on a thread of its own.
+/// Its CPU-heavy part, encoding and writing the snapshot, runs on a thread of
+/// lower priority that holds no shard lock (see `write_snapshot_file`).
 pub fn spawn_background<T: Send + 'static>(
     name: &str,
     job: impl FnOnce() -> T + Send + 'static,
 ) -> std::io::Result<std::thread::JoinHandle<T>> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            lower_thread_priority();
-            job()
-        })
+    std::thread::Builder::new().name(name.into()).spawn(job)
 }
 
 /// Lowers the calling thread's priority by [`BACKGROUND_NICE_DELTA`]: on
@@ -83,12 +81,6 @@ impl SnapshotFormat {
             SnapshotFormat::Resp(s) => s.clone(),
         }
     }
-    /// Work the sink left for the walker to do off the shard locks.
-    fn after_step(&self) {
-        if let SnapshotFormat::Rdb(s) = self {
-            s.encode_staged();
-        }
-    }
     fn pending(&self) -> usize {
         match self {
             SnapshotFormat::Rdb(s) => s.pending(),
@@ -117,9 +109,59 @@ struct Written {
     aborted: bool,
 }
 
+/// Where the walker and the snapshot writer meet.
+#[derive(Default)]
+struct SnapshotHandoff {
+    state: Mutex<HandoffState>,
+    /// The writer sleeps here until a batch is due or the walk ended.
+    writer_wake: parking_lot::Condvar,
+    /// The walker sleeps here while the queue is over its limit.
+    walker_wake: parking_lot::Condvar,
+}
+
+#[derive(Default)]
+struct HandoffState {
+    walk_ended: bool,
+    /// The writer stopped on this error; the walker only finishes the walk.
+    failed: Option<std::io::Error>,
+}
+
+/// The snapshot writer: encodes what the walker copied and writes it out, at
+/// a lower CPU priority. It takes no shard lock, so the scheduler may preempt
+/// it anywhere without stalling a client.
+fn snapshot_writer(format: &SnapshotFormat, file: &Arc<dyn FsFile>, h: &SnapshotHandoff) {
+    lower_thread_priority();
+    loop {
+        let ended = {
+            let mut st = h.state.lock();
+            while !st.walk_ended && format.pending() < SNAPSHOT_DRAIN_BYTES {
+                h.writer_wake
+                    .wait_for(&mut st, std::time::Duration::from_millis(10));
+            }
+            st.walk_ended
+        };
+        let drained = format.drain_to(file);
+        let mut st = h.state.lock();
+        if let Err(e) = drained {
+            st.failed = Some(e);
+        }
+        h.walker_wake.notify_one();
+        if ended || st.failed.is_some() {
+            return;
+        }
+    }
+}
+
 /// Takes a point-in-time snapshot (T = when every shard is held inside
 /// `begin_snapshot`, where `at_instant` runs) and writes it to `tmp`, fsynced
 /// when `durable` (a file streamed to a replica and removed needs no fsync).
+///
+/// The calling thread walks the keyspace at the server's own priority: each
+/// step holds one shard lock just long enough to copy a few buckets. Were the
+/// walker niced, the scheduler could preempt it holding a lock and leave the
+/// clients of that shard waiting until it gets a core back, for milliseconds
+/// on a busy machine (priority inversion). The encoding and writing, most of
+/// the CPU a save costs, run on a niced writer thread instead.
 fn write_snapshot_file(
     srv: &Server,
     tmp: &std::path::Path,
@@ -152,32 +194,49 @@ fn write_snapshot_file(
         }
     };
     let mut peak = 0usize;
-    let mut aborted = false;
     let mut longest_step = std::time::Duration::ZERO;
-    loop {
-        let t = Instant::now();
-        let step = srv.ks.snapshot_step(generation, SNAPSHOT_BUCKETS_PER_STEP);
-        longest_step = longest_step.max(t.elapsed());
-        format.after_step();
-        let pending = format.pending();
-        peak = peak.max(pending);
-        if pending < SNAPSHOT_DRAIN_BYTES && step == SnapshotProgress::More {
-            continue;
+    let handoff = SnapshotHandoff::default();
+    let last_step = std::thread::scope(|scope| {
+        let writer = std::thread::Builder::new()
+            .name("cairn-snap-write".into())
+            .spawn_scoped(scope, || snapshot_writer(format, &file, &handoff));
+        if let Err(e) = writer {
+            handoff.state.lock().failed = Some(e);
         }
-        if let Err(e) = format.drain_to(&file) {
-            // Let the walk finish so the tables unfreeze, then report.
-            while srv.ks.snapshot_step(generation, usize::MAX) == SnapshotProgress::More {}
-            return Err(io_err("writing the snapshot", e));
-        }
-        match step {
-            SnapshotProgress::More => {}
-            SnapshotProgress::Done => break,
-            SnapshotProgress::Aborted => {
-                aborted = true;
-                break;
+        let last_step = loop {
+            let t = Instant::now();
+            let step = srv.ks.snapshot_step(generation, SNAPSHOT_BUCKETS_PER_STEP);
+            longest_step = longest_step.max(t.elapsed());
+            let pending = format.pending();
+            peak = peak.max(pending);
+            if step != SnapshotProgress::More {
+                break step;
             }
-        }
+            if pending < SNAPSHOT_DRAIN_BYTES {
+                continue;
+            }
+            let mut st = handoff.state.lock();
+            if st.failed.is_some() {
+                drop(st);
+                // Let the walk finish so the tables unfreeze, then report.
+                while srv.ks.snapshot_step(generation, usize::MAX) == SnapshotProgress::More {}
+                break SnapshotProgress::Aborted;
+            }
+            handoff.writer_wake.notify_one();
+            while format.pending() >= SNAPSHOT_QUEUE_LIMIT && st.failed.is_none() {
+                handoff
+                    .walker_wake
+                    .wait_for(&mut st, std::time::Duration::from_millis(10));
+            }
+        };
+        handoff.state.lock().walk_ended = true;
+        handoff.writer_wake.notify_one();
+        last_step
+    });
+    if let Some(e) = handoff.state.lock().failed.take() {
+        return Err(io_err("writing the snapshot", e));
     }
+    let aborted = last_step == SnapshotProgress::Aborted;
     format
         .finish(&file)
         .and_then(|_| if durable { file.sync_data() } else { Ok(()) })
@@ -218,12 +277,11 @@ pub fn snapshot_to_file(
         SnapshotFormat::Resp(Arc::new(RespBaseSink::default()))
     };
     // The caller's thread may be a shared pool's: the walk gets its own
-    // low-priority thread, joined here.
+    // thread, joined here.
     let written = std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("cairn-snapshot".into())
             .spawn_scoped(scope, || {
-                lower_thread_priority();
                 write_snapshot_file(srv, path, &format, false, at_instant)
             })
             .map_err(|e| format!("cannot start the snapshot thread: {e}"))?
@@ -378,12 +436,13 @@ impl Persistence {
     /// Waits until `lsn` is durable (per policy). False if the log failed
     /// first: the reply must then never be sent.
     ///
-    /// Under `always` the waiting thread commits the log itself, the way
-    /// Redis fsyncs once per event-loop turn before sending that turn's
-    /// replies: the task first yields, so the other connections ready on
-    /// this I/O thread run their commands, and the first of them to resume
-    /// writes and fsyncs everything appended so far; the rest find their
-    /// records covered and reply without any wake-up from another thread.
+    /// The waiting thread commits the log itself, the way Redis writes (and
+    /// under `always` fsyncs) its AOF once per event-loop turn before sending
+    /// that turn's replies: the task first yields, so the other connections
+    /// ready on this I/O thread run their commands, and the first of them to
+    /// resume writes (and under `always` fsyncs) everything appended so far;
+    /// the rest find their records covered and reply without any wake-up
+    /// from another thread.
     pub async fn wait_durable(&self, lsn: u64) -> bool {
         if self.durable_tx.borrow().lsn >= lsn {
             return true;
@@ -403,15 +462,15 @@ impl Persistence {
         reached
     }
 
-    /// The log a waiting thread commits itself: under `always`, unless a
-    /// rewrite is replacing a failed log (then positions become durable only
-    /// with the new base, and the waiter waits for that).
+    /// The log a waiting thread commits itself (every policy, as Redis
+    /// writes its AOF buffer on its event loop), unless a rewrite is
+    /// replacing a failed log (then positions become durable only with the
+    /// new base, and the waiter waits for that).
     fn committing_log(&self) -> Option<Arc<AofLog>> {
         if self.recovering.load(Ordering::Acquire) {
             return None;
         }
-        let log = self.aof.read().clone()?;
-        (log.policy() == FsyncPolicy::Always).then_some(log)
+        self.aof.read().clone()
     }
 
     /// Why writes are refused, if the AOF cannot make them durable.

@@ -358,3 +358,124 @@ fn config_replicaof_alias_and_maxmemory_clients_percent() {
         "ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - percentage argument must be less or equal to 100"
     );
 }
+
+/// DEBUG LOADAOF (the suite's check that the log reproduces the dataset):
+/// every type, a consumer group with pending entries, TTLs and a second
+/// database come back identical, before and after a rewrite folded the log
+/// into an RDB base; with the AOF off the dataset is left alone.
+#[test]
+fn debug_loadaof_reloads_the_same_dataset() {
+    let s = Server::cairn(&["--appendonly", "yes"]);
+    let mut con = s.con();
+    let digest = |con: &mut redis::Connection| -> String {
+        redis::cmd("DEBUG").arg("DIGEST").query(con).unwrap()
+    };
+    let script: &[&[&str]] = &[
+        &["SET", "s", "v"],
+        &["INCRBY", "n", "7"],
+        &["EXPIRE", "s", "1000"],
+        &["RPUSH", "l", "a", "b", "c"],
+        &["LPOP", "l"],
+        &["HSET", "h", "f", "1", "g", "2"],
+        &["SADD", "set", "1", "2", "x"],
+        &["ZADD", "z", "1.5", "m", "2", "n"],
+        &["XADD", "x", "1-1", "f", "v"],
+        &["XADD", "x", "2-1", "f", "w"],
+        &["XGROUP", "CREATE", "x", "g", "0"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c1",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "x",
+            ">",
+        ],
+        &["MULTI"],
+        &["SET", "t1", "1"],
+        &["SET", "t2", "2"],
+        &["EXEC"],
+    ];
+    for cmd in script {
+        raw(&mut con, cmd).unwrap();
+    }
+    let _: () = redis::cmd("SELECT").arg(5).query(&mut con).unwrap();
+    raw(&mut con, &["SET", "in5", "yes"]).unwrap();
+    let before = digest(&mut con);
+    assert_eq!(raw(&mut con, &["DEBUG", "LOADAOF"]).unwrap(), Value::Okay);
+    assert_eq!(digest(&mut con), before);
+    // The caller's database survives the replay's SELECTs.
+    let v: String = redis::cmd("GET").arg("in5").query(&mut con).unwrap();
+    assert_eq!(v, "yes");
+    let ttl: i64 = redis::cmd("TTL").arg("s").query(&mut s.con()).unwrap();
+    assert!((990..=1000).contains(&ttl), "ttl {ttl}");
+
+    let _: String = redis::cmd("BGREWRITEAOF").query(&mut con).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(&mut con, "aof_rewrite_in_progress") != "0" {
+        assert!(Instant::now() < deadline, "rewrite did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    raw(&mut con, &["SET", "after", "rewrite"]).unwrap();
+    let before = digest(&mut con);
+    assert_eq!(raw(&mut con, &["DEBUG", "LOADAOF"]).unwrap(), Value::Okay);
+    assert_eq!(digest(&mut con), before);
+    let pending: Vec<Value> = redis::cmd("XPENDING")
+        .arg("x")
+        .arg("g")
+        .query(&mut s.con())
+        .unwrap();
+    assert_eq!(pending[0], Value::Int(1));
+
+    let off = Server::cairn(&[]);
+    let mut con = off.con();
+    raw(&mut con, &["SET", "k", "v"]).unwrap();
+    assert_eq!(
+        err_text(&mut con, &["DEBUG", "LOADAOF"]),
+        "ERR DEBUG LOADAOF needs appendonly yes"
+    );
+    assert_eq!(raw(&mut con, &["DBSIZE"]).unwrap(), Value::Int(1));
+}
+
+/// The expired keys SCAN meets and every expired key RANDOMKEY samples are
+/// deleted and their DEL logged, one plain DEL each (no MULTI/EXEC around
+/// them), as in Redis.
+#[test]
+fn scan_and_randomkey_delete_the_expired_keys_they_meet() {
+    let s = Server::cairn(&["--appendonly", "yes"]);
+    let mut con = s.con();
+    raw(&mut con, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).unwrap();
+    let aof_dels = || {
+        let dir = s.dir.join("appendonlydir");
+        let mut text = Vec::new();
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.to_string_lossy().ends_with(".incr.aof") {
+                text.extend(std::fs::read(p).unwrap());
+            }
+        }
+        let text = String::from_utf8_lossy(&text).to_lowercase();
+        assert!(
+            !text.contains("multi"),
+            "lazy expiry wrapped in MULTI: {text}"
+        );
+        text.matches("$3\r\ndel\r\n").count()
+    };
+    for command in [&["SCAN", "0"][..], &["RANDOMKEY"][..]] {
+        raw(&mut con, &["SET", "foo1", "bar", "PX", "1"]).unwrap();
+        raw(&mut con, &["SET", "foo2", "bar", "PX", "1"]).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+        let dels = aof_dels();
+        raw(&mut con, command).unwrap();
+        assert_eq!(
+            raw(&mut con, &["DBSIZE"]).unwrap(),
+            Value::Int(0),
+            "{command:?}"
+        );
+        // A PING round trip lets the log catch up with the reply.
+        raw(&mut con, &["PING"]).unwrap();
+        assert_eq!(aof_dels(), dels + 2, "{command:?}");
+    }
+}

@@ -292,7 +292,7 @@ fn dryrun(c: &mut Ctx, a: &Argv) {
     let owned = crate::resp::OwnedArgv::from_args(&args);
     let argv = owned.argv();
     let n = argv.len() as i32;
-    if (cmd.arity > 0 && n != cmd.arity) || (cmd.arity < 0 && n < -cmd.arity) {
+    if !arity_accepts(cmd.arity, n) {
         return c.error(&wrong_args(cmd.name));
     }
     match acl::dryrun(&cell, idx, cmd, &argv) {

@@ -88,6 +88,12 @@ pub enum KeySpec {
 
 pub type Handler = fn(&mut Ctx, &Argv);
 
+/// Redis's arity rule: positive is an exact argument count (the name
+/// included), negative a minimum of -arity.
+pub fn arity_accepts(arity: i32, n: i32) -> bool {
+    !((arity > 0 && n != arity) || (arity < 0 && n < -arity))
+}
+
 pub struct Command {
     pub name: &'static str,
     /// Positive: exact argument count; negative: at least -arity.
@@ -482,7 +488,7 @@ pub fn held_by_pause(srv: &Server, client: &Client, argv: &Argv) -> Option<std::
     let t = table();
     let cmd = t.commands[t.lookup(argv.get(0))?];
     let n = argv.len() as i32;
-    if (cmd.arity > 0 && n != cmd.arity) || (cmd.arity < 0 && n < -cmd.arity) {
+    if !arity_accepts(cmd.arity, n) {
         return None;
     }
     let writes = |c: &Command| c.has(WRITE | MAY_REPLICATE);
@@ -533,7 +539,7 @@ fn execute_command(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Ar
     };
     let cmd = table.commands[idx];
     let n = argv.len() as i32;
-    if (cmd.arity > 0 && n != cmd.arity) || (cmd.arity < 0 && n < -cmd.arity) {
+    if !arity_accepts(cmd.arity, n) {
         flag_multi_error(client);
         out.error(&wrong_args(cmd.name));
         return;
@@ -547,8 +553,7 @@ fn execute_command(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Ar
         let err = match cmd.subcommand(argv) {
             Some(i) => {
                 let arity = cmd.subcommands[i].1;
-                ((arity > 0 && n != arity) || (arity < 0 && n < -arity))
-                    .then(|| wrong_args(&cmd.full_name(Some(i))))
+                (!arity_accepts(arity, n)).then(|| wrong_args(&cmd.full_name(Some(i))))
             }
             None => Some(format!(
                 "ERR unknown subcommand '{}'. Try {} HELP.",
@@ -766,6 +771,44 @@ pub fn finish(ctx: Ctx, argv: &Argv) {
 }
 
 /// Runs a command from the AOF at startup: nothing expires while loading.
+/// Replays one logged command inside `ctx`, whose shards (all of them) are
+/// already held: DEBUG LOADAOF. The reply is discarded and nothing is
+/// logged or propagated again; MULTI/EXEC markers are skipped since the
+/// whole load is one critical section. A corrupt record (unknown command,
+/// wrong arity) is an error, never a guess.
+pub fn replay_in(ctx: &mut Ctx, args: &[&[u8]]) -> Result<(), String> {
+    let owned = OwnedArgv::from_args(args);
+    let argv = owned.argv();
+    let t = table();
+    let Some(idx) = t.lookup(argv.get(0)) else {
+        return Err(format!(
+            "unknown command '{}' in the append only file",
+            String::from_utf8_lossy(argv.get(0))
+        ));
+    };
+    let cmd = t.commands[idx];
+    if cmd.name == "exec" || cmd.name == "multi" {
+        return Ok(());
+    }
+    if !arity_accepts(cmd.arity, argv.len() as i32) {
+        return Err(format!(
+            "wrong number of arguments for '{}' in the append only file",
+            cmd.name
+        ));
+    }
+    let (outer_cmd, outer_idx, reply_len) = (ctx.cmd, ctx.cmd_index, ctx.out.buf.len());
+    ctx.cmd = cmd;
+    ctx.cmd_index = idx;
+    (cmd.handler)(ctx, &argv);
+    ctx.cmd = outer_cmd;
+    ctx.cmd_index = outer_idx;
+    ctx.out.buf.truncate(reply_len);
+    ctx.propagated.clear();
+    ctx.notifications.clear();
+    ctx.dirty = 0;
+    Ok(())
+}
+
 pub fn run_replay(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize, argv: &Argv) {
     let cmd = table().commands[idx];
     if cmd.name == "exec" || cmd.name == "multi" {

@@ -254,6 +254,69 @@ pub fn debug_reload(c: &mut Ctx, a: &Argv) {
     c.out.ok();
 }
 
+/// DEBUG LOADAOF: makes the AOF durable, empties the keyspace and loads it
+/// back from the files on disk, as Redis does to prove its log reproduces
+/// the dataset. All shards are held throughout, so no client sees the
+/// keyspace half loaded. Unlike Redis (which exits), a file that fails to
+/// load is reported as an error and logged, and with the AOF off the
+/// dataset is left alone rather than emptied.
+pub fn debug_loadaof(c: &mut Ctx) {
+    let Some(log) = c.srv.persistence.log() else {
+        return c.error("ERR DEBUG LOADAOF needs appendonly yes");
+    };
+    if let Err(e) = log.flush_all(true) {
+        return c.error(&format!("ERR {e}"));
+    }
+    let paths = crate::persistence::AofPaths::from_server(c.srv);
+    let load_truncated = c.srv.config.read().get_bool("aof-load-truncated");
+    let db_count = c.srv.ks.db_count();
+    for db in 0..db_count {
+        c.ks.flush_db(db);
+    }
+    let caller_db = c.client.db;
+    let was_in_exec = std::mem::replace(&mut c.in_exec, true);
+    c.ks.no_expire = true;
+    let fs = c.srv.persistence.fs.clone();
+    let ctx = std::cell::RefCell::new(&mut *c);
+    let loaded = cairn_storage::aof::load_aof(
+        &*fs,
+        &paths.data_dir,
+        &paths.dirname,
+        &paths.filename,
+        load_truncated,
+        &mut |bytes: &[u8]| {
+            let mut snap = rdb::parse(bytes, db_count).map_err(|e| e.to_string())?;
+            let len = snap.len;
+            let keys = std::mem::take(&mut snap.keys);
+            let c = &mut **ctx.borrow_mut();
+            rdb::install(
+                rdb::Snapshot {
+                    keys,
+                    ..Default::default()
+                },
+                &mut c.ks,
+            );
+            Ok(len)
+        },
+        &mut |args: &[&[u8]]| super::replay_in(&mut ctx.borrow_mut(), args),
+    );
+    c.ks.no_expire = false;
+    c.ks.expired.clear();
+    c.ks.created.clear();
+    c.in_exec = was_in_exec;
+    c.client.db = caller_db;
+    match loaded {
+        Ok(_) => {
+            tracing::warn!("Append Only File loaded by DEBUG LOADAOF");
+            c.out.ok();
+        }
+        Err(e) => {
+            tracing::error!("DEBUG LOADAOF: {e}");
+            c.error(&format!("ERR Error loading the append only file: {e}"));
+        }
+    }
+}
+
 fn dump(c: &mut Ctx, a: &Argv) {
     let db = c.db();
     let compress = c.srv.config.read().get_bool("rdbcompression");

@@ -629,7 +629,7 @@ fn command(c: &mut Ctx, a: &Argv) {
             let owned = crate::resp::OwnedArgv::from_args(spans);
             let inner = owned.argv();
             let n = inner.len() as i32;
-            if (cmd.arity > 0 && n != cmd.arity) || (cmd.arity < 0 && n < -cmd.arity) {
+            if !arity_accepts(cmd.arity, n) {
                 return c.error("ERR Invalid number of arguments specified for command");
             }
             let pos = cmd.key_positions(&inner);
@@ -776,6 +776,7 @@ fn debug(c: &mut Ctx, a: &Argv) {
             c.out.ok()
         }
         b"reload" => super::persistence::debug_reload(c, a),
+        b"loadaof" if a.len() == 2 => super::persistence::debug_loadaof(c),
         b"digest" if a.len() == 2 => super::persistence::debug_digest(c),
         b"digest-value" if a.len() >= 2 => super::persistence::debug_digest_value(c, a),
         b"populate" if (3..=5).contains(&a.len()) => debug_populate(c, a),
@@ -803,6 +804,7 @@ fn debug(c: &mut Ctx, a: &Argv) {
                 "DIGEST",
                 "DIGEST-VALUE <key> [<key> ...]",
                 "RELOAD [MERGE] [NOFLUSH] [NOSAVE]",
+                "LOADAOF",
             ];
             c.out.array(lines.len());
             for l in lines {

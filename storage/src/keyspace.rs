@@ -1076,12 +1076,19 @@ impl<'a> Locked<'a> {
         let mut shard = (cursor & (SHARDS as u64 - 1)) as usize;
         let table_cursor = cursor >> bits;
         let now = self.now_ms;
-        let s = self.shard(shard);
-        let next = s.dbs[db].dict.scan(table_cursor, |k, e| {
+        let mut due = Vec::new();
+        let next = self.shard(shard).dbs[db].dict.scan(table_cursor, |k, e| {
             if e.expire_at_ms == 0 || e.expire_at_ms > now {
                 f(k, e)
+            } else {
+                due.push(k.clone());
             }
         });
+        // As in Redis, the expired keys a SCAN meets are deleted (and their
+        // DEL logged) after the step, which leaves the cursor valid.
+        for k in due {
+            self.lookup(db, &k);
+        }
         if next != 0 {
             return (next << bits) | shard as u64;
         }
@@ -1107,12 +1114,14 @@ impl<'a> Locked<'a> {
 
     /// A random live key of `db`, weighted by shard size.
     pub fn random_key(&mut self, db: usize) -> Option<Key> {
-        let total = self.db_len(db);
-        if total == 0 {
-            return None;
-        }
-        // Bounded retries: a db full of expired keys must not spin forever.
+        // Each expired key sampled is deleted (as Redis does); retries are
+        // bounded so a db full of keys that may not be deleted (clients
+        // paused) cannot spin forever.
         for _ in 0..100 {
+            let total = self.db_len(db);
+            if total == 0 {
+                return None;
+            }
             let mut pick = rand::random::<u64>() as usize % total;
             let mut found = None;
             for s in self.shards_mut() {
@@ -1123,7 +1132,7 @@ impl<'a> Locked<'a> {
                 }
                 pick -= d.dict.len();
             }
-            let k = found?;
+            let Some(k) = found else { continue };
             if self.lookup(db, &k).is_some() {
                 return Some(k);
             }

@@ -208,10 +208,11 @@ impl AofLog {
         } = &mut *st;
         let seg = segments.back_mut().expect("at least one segment");
         let before = seg.data.len();
-        // Only the first record after the flusher took the buffer wakes it:
-        // a wake-up per record would cost a futex call per command. Under
-        // `always` the thread waiting for the records commits them itself.
-        let wake = before == 0 && self.policy() != FsyncPolicy::Always;
+        // The connection waiting for these records writes them itself
+        // (`commit`), so the flusher is not woken: a wake-up per batch costs
+        // two context switches on a machine whose cores are all busy. The
+        // flusher still picks up, within its poll interval, records no
+        // connection waits for (expiry and eviction deletes).
         if before == 0 && self.timestamps.load(Ordering::Relaxed) {
             seg.first_append_secs = crate::keyspace::now_ms() / 1000;
         }
@@ -226,10 +227,6 @@ impl AofLog {
         seg.end_lsn += added;
         let lsn = self.appended_lsn.fetch_add(added, Ordering::AcqRel) + added;
         debug_assert_eq!(lsn, seg.end_lsn);
-        drop(st);
-        if wake {
-            self.wake.notify_one();
-        }
         lsn
     }
 
@@ -313,23 +310,38 @@ impl AofLog {
         }
     }
 
-    /// Under `always`: makes the records up to `target` durable on the
-    /// calling thread. Everything appended so far goes into one write and
-    /// one fsync (group commit for all the records appended meanwhile), unless
-    /// a commit already running on another thread covers `target`: then this
-    /// waits for it and does nothing more. Returns once `target` is durable
-    /// or the log failed; or early when the policy changed meanwhile or an
-    /// everysec fsync holds the last batch (callers then wait for the log's
-    /// report). Blocks the thread for the fsync, as Redis blocks its event
-    /// loop.
+    /// Makes the records up to `target` releasable on the calling thread:
+    /// fsynced under `always`, written to the file under `everysec` and `no`
+    /// (whose fsync stays with the flusher's fsync thread). Everything
+    /// appended so far goes into one write (and under `always` one fsync):
+    /// group commit for all the records appended meanwhile, unless a commit
+    /// already running on another thread covers `target`: then this waits
+    /// for it and does nothing more. Returns once `target` is released or the
+    /// log failed; or early when nothing is left to do here (an everysec
+    /// fsync holds the last batch after a policy change: callers then wait
+    /// for the log's report). Blocks the thread for the write and fsync, as
+    /// Redis blocks its event loop.
     pub fn commit(&self, target: u64) {
+        if self.policy() != FsyncPolicy::Always && self.fsync_in_flight.load(Ordering::Acquire) {
+            // A write(2) can stall behind the running fsync of the same
+            // file: the flusher writes meanwhile, never a client's thread
+            // (Redis postpones its write instead).
+            self.wake.notify_one();
+            return;
+        }
         let mut w = self.writer.lock();
-        while self.durable_lsn() < target
-            && !self.is_failed()
-            && self.policy() == FsyncPolicy::Always
-        {
-            if !self.has_pending() && w.unsynced.is_none() {
-                break;
+        loop {
+            let always = self.policy() == FsyncPolicy::Always;
+            let reached = if always {
+                self.durable_lsn()
+            } else {
+                self.released_lsn.load(Ordering::Acquire)
+            };
+            if reached >= target || self.is_failed() {
+                return;
+            }
+            if !self.has_pending() && !(always && w.unsynced.is_some()) {
+                return;
             }
             self.step(&mut w, None);
         }
@@ -698,6 +710,32 @@ mod tests {
         }
         assert_eq!(log.delayed_fsync.load(Ordering::Relaxed), 1);
         log.shutdown();
+    }
+
+    /// Under everysec and no the waiting thread writes the records itself
+    /// (no flusher hand-off); they are on file, and releasable, as soon as
+    /// `commit` returns, while their fsync is still to come.
+    #[test]
+    fn everysec_and_no_commit_writes_on_the_calling_thread() {
+        for policy in [FsyncPolicy::EverySec, FsyncPolicy::No] {
+            let fs = SimFs::new(7);
+            let path = Path::new("/a.aof");
+            let f = fs.create(path).unwrap();
+            fs.sync_dir(Path::new("/")).unwrap();
+            let released = Arc::new(AtomicU64::new(0));
+            let r2 = released.clone();
+            let notify: Notify = Box::new(move |d: Durable| {
+                r2.fetch_max(d.lsn, Ordering::SeqCst);
+            });
+            let log = AofLog::start(f, 0, 0, policy, notify).unwrap();
+            let lsn = set(&log, "mine");
+            log.commit(lsn);
+            assert!(released.load(Ordering::SeqCst) >= lsn, "{policy:?}");
+            let on_file = fs.read(path).unwrap();
+            assert!(on_file.windows(4).any(|w| w == b"mine"), "{policy:?}");
+            assert!(log.durable_lsn() < lsn, "{policy:?}: not fsynced by commit");
+            log.shutdown();
+        }
     }
 
     fn slow_file(
