@@ -68,6 +68,18 @@ impl BlockRegistry {
         }
     }
 
+    /// Wakes every client waiting on `key`, not only the first: when a stream
+    /// is deleted or overwritten or a group destroyed, each blocked XREADGROUP
+    /// must learn it even if the first waiter stays blocked.
+    pub fn signal_every(&self, db: usize, key: &Bytes) {
+        let w = self.waiters.lock();
+        if let Some(q) = w.get(&(db, key.clone())) {
+            for c in q {
+                c.wake.notify_one();
+            }
+        }
+    }
+
     /// Wakes every client waiting on any key of `db` (FLUSHDB, SWAPDB, a
     /// deleted stream or group: waiters must re-check).
     pub fn signal_all(&self) {

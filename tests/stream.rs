@@ -952,3 +952,269 @@ fn node_size_config_drives_approximate_trimming() {
     p.is(&["XTRIM", "s", "MAXLEN", "~", "0", "LIMIT", "20"], ":20");
     p.is(&["CONFIG", "SET", "stream-node-max-entries", "100"], "+OK");
 }
+
+/// XADD writes nodes byte for byte as Redis does: DUMP payloads (with
+/// compression off, so only the node bytes and metadata count) are identical
+/// across splits by entry count and by bytes, master-field matches and
+/// misses, integer-looking strings, a value larger than a node, deletions
+/// counted toward the entry limit, and reconfigured node limits.
+#[test]
+fn xadd_nodes_are_byte_identical_to_redis() {
+    let mut p = Pair::new();
+    p.is(&["CONFIG", "SET", "rdbcompression", "no"], "+OK");
+    let big = "x".repeat(300);
+    let huge = "y".repeat(5000);
+    let add = |p: &mut Pair, i: u32| {
+        let id = format!("{}-{}", 1000 + i / 3, i);
+        let v = match i % 13 {
+            0 => big.clone(),
+            5 => format!("-{i}"),
+            7 => format!("v{i}"),
+            _ => i.to_string(),
+        };
+        let mut args = vec!["XADD", "s", id.as_str(), "f", v.as_str()];
+        if i.is_multiple_of(11) {
+            args.extend(["12", "g"]);
+        }
+        if i == 150 {
+            args.extend(["h", huge.as_str()]);
+        }
+        p.same(&args);
+    };
+    for i in 1..=260 {
+        add(&mut p, i);
+    }
+    p.same(&["DUMP", "s"]);
+    p.same(&["XDEL", "s", "1086-260", "1085-257", "1000-1"]);
+    p.is(&["CONFIG", "SET", "stream-node-max-entries", "7"], "+OK");
+    p.is(&["CONFIG", "SET", "stream-node-max-bytes", "300"], "+OK");
+    for i in 261..=330 {
+        add(&mut p, i);
+        if i.is_multiple_of(10) {
+            let last = format!("{}-{}", 1000 + i / 3, i);
+            p.same(&["XDEL", "s", last.as_str()]);
+        }
+    }
+    p.same(&["DUMP", "s"]);
+    p.same(&["XRANGE", "s", "1080", "1090"]);
+    p.is(&["CONFIG", "SET", "stream-node-max-entries", "100"], "+OK");
+    p.is(&["CONFIG", "SET", "stream-node-max-bytes", "4096"], "+OK");
+}
+
+/// Waits until `n` clients are blocked on the server behind `admin`.
+fn wait_blocked(admin: &mut Raw, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let info = admin.cmd(&["INFO", "clients"]).bulk_text();
+        let now = info
+            .lines()
+            .find_map(|l| l.strip_prefix("blocked_clients:"))
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        if now == Some(n) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {n} blocked: {info}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Sends `cmd` on a new connection (after `setup` on `admin`), waits until
+/// it blocks, runs `change` on `admin`, and returns what the blocked client
+/// got (after `then`, run when the blocked reader may still wait for data).
+fn blocked_then(
+    port: u16,
+    setup: &[&[&str]],
+    cmd: &[&str],
+    change: &[&[&str]],
+    then: &[&[&str]],
+) -> Vec<String> {
+    let mut admin = Raw::connect(port);
+    admin.cmd(&["FLUSHALL"]);
+    for c in setup {
+        admin.cmd(c);
+    }
+    let mut w = Raw::connect(port);
+    w.send(cmd);
+    wait_blocked(&mut admin, 1);
+    let mut seen: Vec<String> = change.iter().map(|c| admin.cmd(c).render()).collect();
+    for c in then {
+        seen.push(admin.cmd(c).render());
+    }
+    seen.push(w.read().render());
+    seen
+}
+
+const XREADGROUP_BLOCK: &[&str] = &[
+    "XREADGROUP",
+    "GROUP",
+    "g",
+    "alice",
+    "BLOCK",
+    "0",
+    "STREAMS",
+    "s",
+    ">",
+];
+
+/// A client blocked in XREADGROUP is released, as in Redis, whenever the
+/// stream it waits on goes away: overwritten by another type (SET, or DEL
+/// then SADD in a transaction), flushed, or replaced by a stream with or
+/// without its group (RENAME). A plain XREAD instead stays blocked through a
+/// type change and is served by the next stream entry.
+#[test]
+fn blocked_readers_see_their_stream_replaced_as_in_redis() {
+    let p = Pair::new();
+    let with_group: &[&[&str]] = &[
+        &["XADD", "s", "666", "f", "v"],
+        &["XGROUP", "CREATE", "s", "g", "$"],
+    ];
+    let unblocked = "-UNBLOCKED the stream key no longer exists";
+    // (what, setup, change while blocked, blocked command, then, replies)
+    type Case<'a> = (
+        &'a str,
+        Vec<&'a [&'a str]>,
+        Vec<&'a [&'a str]>,
+        &'a [&'a str],
+        Vec<&'a [&'a str]>,
+        Vec<&'a str>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "SET over the stream",
+            with_group.to_vec(),
+            vec![&["SET", "s", "val1"]],
+            XREADGROUP_BLOCK,
+            vec![],
+            vec!["+OK", unblocked],
+        ),
+        (
+            "DEL and SADD in one transaction",
+            with_group.to_vec(),
+            vec![&["MULTI"], &["DEL", "s"], &["SADD", "s", "e1"], &["EXEC"]],
+            XREADGROUP_BLOCK,
+            vec![],
+            vec!["+OK", "+QUEUED", "+QUEUED", "[:1, :1]", unblocked],
+        ),
+        (
+            "FLUSHALL",
+            with_group.to_vec(),
+            vec![&["FLUSHALL"]],
+            XREADGROUP_BLOCK,
+            vec![],
+            vec!["+OK", unblocked],
+        ),
+        (
+            "RENAME of a stream without the group",
+            with_group.to_vec(),
+            vec![&["XADD", "s2", "100", "f1", "v1"], &["RENAME", "s2", "s"]],
+            XREADGROUP_BLOCK,
+            vec![],
+            vec![
+                "\"100-0\"",
+                "+OK",
+                "-NOGROUP the consumer group this client was blocked on no longer exists",
+            ],
+        ),
+        (
+            "RENAME of a stream with the group and data",
+            with_group.to_vec(),
+            vec![
+                &["XGROUP", "CREATE", "s2", "g", "$", "MKSTREAM"],
+                &["XADD", "s2", "100", "f1", "v1"],
+                &["RENAME", "s2", "s"],
+            ],
+            XREADGROUP_BLOCK,
+            vec![],
+            vec![
+                "+OK",
+                "\"100-0\"",
+                "+OK",
+                "[[\"s\", [[\"100-0\", [\"f1\", \"v1\"]]]]]",
+            ],
+        ),
+        (
+            "XREAD through SET, DEL and XADD",
+            vec![&["XADD", "s", "666", "f", "v"]],
+            vec![&["SET", "s", "val1"], &["DEL", "s"]],
+            &["XREAD", "BLOCK", "0", "STREAMS", "s", "$"],
+            vec![&["XADD", "s", "667", "f", "v"]],
+            vec![
+                "+OK",
+                ":1",
+                "\"667-0\"",
+                "[[\"s\", [[\"667-0\", [\"f\", \"v\"]]]]]",
+            ],
+        ),
+    ];
+    for (what, setup, change, cmd, then, want) in &cases {
+        let got = blocked_then(p.cairn.port, setup, cmd, change, then);
+        assert_eq!(got, *want, "cairn: {what}");
+        if let Some(r) = p.redis.as_ref() {
+            assert_eq!(
+                blocked_then(r.port, setup, cmd, change, then),
+                *want,
+                "redis: {what}"
+            );
+        }
+    }
+}
+
+/// XGROUP DESTROY releases every client blocked on that group with -NOGROUP,
+/// including those queued behind readers that stay blocked (a plain XREAD,
+/// a reader of another group), which are served later by XADD.
+#[test]
+fn xgroup_destroy_releases_readers_queued_behind_others() {
+    let p = Pair::new();
+    let run = |port: u16| -> Vec<String> {
+        let mut admin = Raw::connect(port);
+        admin.cmd(&["XGROUP", "CREATE", "s", "g1", "$", "MKSTREAM"]);
+        admin.cmd(&["XGROUP", "CREATE", "s", "g2", "$"]);
+        let mut plain = Raw::connect(port);
+        plain.send(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]);
+        wait_blocked(&mut admin, 1);
+        let mut other = Raw::connect(port);
+        other.send(&[
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "a",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "s",
+            ">",
+        ]);
+        wait_blocked(&mut admin, 2);
+        let mut doomed = Raw::connect(port);
+        doomed.send(&[
+            "XREADGROUP",
+            "GROUP",
+            "g2",
+            "b",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "s",
+            ">",
+        ]);
+        wait_blocked(&mut admin, 3);
+        let mut seen = vec![admin.cmd(&["XGROUP", "DESTROY", "s", "g2"]).render()];
+        seen.push(doomed.read().render());
+        wait_blocked(&mut admin, 2);
+        seen.push(admin.cmd(&["XADD", "s", "5-1", "f", "v"]).render());
+        seen.push(plain.read().render());
+        seen.push(other.read().render());
+        seen
+    };
+    let want = [
+        ":1",
+        "-NOGROUP the consumer group this client was blocked on no longer exists",
+        "\"5-1\"",
+        "[[\"s\", [[\"5-1\", [\"f\", \"v\"]]]]]",
+        "[[\"s\", [[\"5-1\", [\"f\", \"v\"]]]]]",
+    ];
+    assert_eq!(run(p.cairn.port), want);
+    if let Some(r) = p.redis.as_ref() {
+        assert_eq!(run(r.port), want);
+    }
+}

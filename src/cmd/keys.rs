@@ -74,13 +74,9 @@ fn del(c: &mut Ctx, a: &Argv) {
     let db = c.db();
     let mut n = 0;
     for key in a.iter().skip(1) {
-        if let Some(e) = c.ks.remove(db, key) {
+        if c.ks.remove(db, key).is_some() {
             n += 1;
             c.notify(event::GENERIC, "del", key);
-            // Blocked XREADGROUP clients must learn that the stream is gone.
-            if matches!(e.value, cairn_storage::Value::Stream(_)) {
-                c.signal_ready(key);
-            }
         }
     }
     c.dirty += n as u64;

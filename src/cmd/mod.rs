@@ -732,6 +732,7 @@ pub fn finish(ctx: Ctx, argv: &Argv) {
     }
     let expired = std::mem::take(&mut ks.expired);
     let created = std::mem::take(&mut ks.created);
+    let wake_stream_readers = std::mem::take(&mut ks.wake_stream_readers);
     drop(ks);
     // The shards are released from here on.
     // Redis announces a new key when it is added, before the command's event.
@@ -777,6 +778,11 @@ pub fn finish(ctx: Ctx, argv: &Argv) {
     }
     for (db, key) in ready_keys {
         srv.blocking.signal(db, &key);
+    }
+    if srv.blocking.has_waiters() {
+        for (db, key) in wake_stream_readers {
+            srv.blocking.signal_every(db, &key);
+        }
     }
     srv.slowlog_maybe(client, argv, elapsed);
 }

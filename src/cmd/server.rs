@@ -672,6 +672,8 @@ fn flushdb(c: &mut Ctx, a: &Argv) {
     let db = c.db();
     let n = c.ks.flush_db(db);
     c.dirty += n as u64 + 1;
+    // Blocked XREADGROUP clients must learn their streams are gone.
+    c.srv.blocking.signal_all();
     c.out.ok();
 }
 
@@ -684,6 +686,7 @@ fn flushall(c: &mut Ctx, a: &Argv) {
         n += c.ks.flush_db(db);
     }
     c.dirty += n as u64 + 1;
+    c.srv.blocking.signal_all();
     c.out.ok();
 }
 

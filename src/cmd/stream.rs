@@ -294,7 +294,7 @@ fn long_or_reply(c: &mut Ctx, arg: &[u8], msg: &str) -> Option<i64> {
 /// Writes an entry as Redis does: [id, [field, value, ...]].
 fn reply_entry(out: &mut Reply, id: StreamId, fields: &[(Val, Val)]) {
     out.array(2);
-    out.bulk(id.to_string().as_bytes());
+    reply_id(out, id);
     out.array(fields.len() * 2);
     for (f, v) in fields {
         put_val(out, f);
@@ -310,7 +310,35 @@ fn put_val(out: &mut Reply, v: &Val) {
 }
 
 fn reply_id(out: &mut Reply, id: StreamId) {
-    out.bulk(id.to_string().as_bytes());
+    out.bulk(IdText::new(id).as_bytes());
+}
+
+/// An ID as `ms-seq` text, formatted on the stack (replies write one per
+/// XADD and per entry read).
+struct IdText {
+    buf: [u8; 41],
+    len: usize,
+}
+
+impl IdText {
+    fn new(id: StreamId) -> Self {
+        let mut t = IdText {
+            buf: [0; 41],
+            len: 0,
+        };
+        let mut n = itoa::Buffer::new();
+        t.push(n.format(id.ms).as_bytes());
+        t.push(b"-");
+        t.push(n.format(id.seq).as_bytes());
+        t
+    }
+    fn push(&mut self, b: &[u8]) {
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 /// Inserts an aggregate header at `mark` once the element count is known.
@@ -483,38 +511,42 @@ fn parse_trim_args(c: &mut Ctx, a: &Argv, xadd: bool) -> Option<(TrimArgs, usize
     Some((t, i))
 }
 
-/// The command with `~` trims made exact (and LIMIT dropped) and, for XADD,
-/// the generated ID in place of `*` / `ms-*`.
-fn deterministic_form(
+/// The exact form of a `~` trim's argument after trimming: the resulting
+/// length (MAXLEN) or first ID (MINID).
+fn exact_trim_arg(s: &Stream, t: &TrimArgs) -> Vec<u8> {
+    match t.how {
+        Some(Trim::MaxLen(_)) => s.len().to_string().into_bytes(),
+        _ => s.edge_id(false).to_bytes(),
+    }
+}
+
+/// Logs the command with a `~` trim made exact (`=` and `exact`, LIMIT
+/// dropped) and, for XADD, the generated ID in place of `*` / `ms-*`.
+fn propagate_deterministic(
+    c: &mut Ctx,
     a: &Argv,
-    s: &Stream,
     t: &TrimArgs,
+    exact: Option<&[u8]>,
     id_at: Option<(usize, StreamId)>,
-) -> Vec<Vec<u8>> {
-    let mut out = Vec::with_capacity(a.len());
+) {
+    let id_text = id_at.map(|(_, id)| IdText::new(id));
+    let mut args: Vec<&[u8]> = Vec::with_capacity(a.len());
     let mut i = 0;
     while i < a.len() {
         if Some(i) == t.limit_idx {
             i += 2;
             continue;
         }
-        let mut arg = a.get(i).to_vec();
-        if t.approx && i + 1 == t.arg_idx {
-            arg = b"=".to_vec();
-        } else if t.approx && i == t.arg_idx {
-            arg = match t.how {
-                Some(Trim::MaxLen(_)) => s.len().to_string().into_bytes(),
-                _ => s.edge_id(false).to_bytes(),
-            };
-        } else if let Some((at, id)) = id_at {
-            if i == at {
-                arg = id.to_bytes();
-            }
-        }
-        out.push(arg);
+        let arg = match (exact, &id_text, id_at) {
+            (Some(_), _, _) if i + 1 == t.arg_idx => b"=".as_slice(),
+            (Some(e), _, _) if i == t.arg_idx => e,
+            (_, Some(text), Some((at, _))) if i == at => text.as_bytes(),
+            _ => a.get(i),
+        };
+        args.push(arg);
         i += 1;
     }
-    out
+    c.propagate(&args);
 }
 
 fn xadd(c: &mut Ctx, a: &Argv) {
@@ -533,14 +565,17 @@ fn xadd(c: &mut Ctx, a: &Argv) {
     let db = c.db();
     let key = a.get(1);
     let now = now_ms(c);
-    match stream_mut(&mut c.ks, db, key) {
+    let s = match stream_mut(&mut c.ks, db, key) {
         Err(()) => return c.wrongtype(),
+        Ok(Some(s)) => s,
         Ok(None) if t.no_mkstream => return c.out.null(),
-        Ok(None) => c.ks.set(db, key, Value::Stream(Box::default())),
-        Ok(Some(_)) => {}
-    }
-    let Ok(Some(s)) = stream_mut(&mut c.ks, db, key) else {
-        return;
+        Ok(None) => {
+            c.ks.set(db, key, Value::Stream(Box::default()));
+            match stream_mut(&mut c.ks, db, key) {
+                Ok(Some(s)) => s,
+                _ => return,
+            }
+        }
     };
     if s.last_id == StreamId::MAX {
         return c
@@ -569,8 +604,9 @@ fn xadd(c: &mut Ctx, a: &Argv) {
     if id <= s.last_id {
         return c.error(XADD_ID_SMALL);
     }
-    let fv: Vec<&[u8]> = (field_pos..a.len()).map(|i| a.get(i)).collect();
-    if s.append(id, &fv).is_err() {
+    if s.append_with(id, a.len() - field_pos, |i| a.get(field_pos + i))
+        .is_err()
+    {
         return c.error("ERR Elements are too large to be stored");
     }
     reply_id(c.out, id);
@@ -578,15 +614,18 @@ fn xadd(c: &mut Ctx, a: &Argv) {
         Some(how) => s.trim(how, t.approx, t.limit),
         None => 0,
     };
+    // The logged form is only built when something logs it (AOF or a
+    // replica); `Ctx::propagate` would drop it otherwise.
     let rewrite = t.approx || t.id.as_ref().is_none_or(|p| !p.seq_given);
-    let logged = rewrite.then(|| deterministic_form(a, s, &t, Some((idpos, id))));
+    let log = rewrite && c.srv.propagating();
+    let exact = (log && t.approx).then(|| exact_trim_arg(s, &t));
     changed(c, key, "xadd");
     c.dirty += 1;
     if trimmed > 0 {
         c.notify(event::STREAM, "xtrim", key);
     }
-    if let Some(args) = logged {
-        c.propagate(&args);
+    if log {
+        propagate_deterministic(c, a, &t, exact.as_deref(), Some((idpos, id)));
     }
     c.signal_ready(key);
 }
@@ -604,12 +643,12 @@ fn xtrim(c: &mut Ctx, a: &Argv) {
     };
     let Some(how) = t.how else { return };
     let n = s.trim(how, t.approx, t.limit);
-    let logged = (n > 0 && t.approx).then(|| deterministic_form(a, s, &t, None));
+    let exact = (n > 0 && t.approx && c.srv.propagating()).then(|| exact_trim_arg(s, &t));
     if n > 0 {
         changed(c, key, "xtrim");
         c.dirty += n;
-        if let Some(args) = logged {
-            c.propagate(&args);
+        if let Some(e) = exact {
+            propagate_deterministic(c, a, &t, Some(&e), None);
         }
     }
     c.out.int(n as i64);
@@ -901,6 +940,9 @@ fn xread_generic(c: &mut Ctx, a: &Argv, xreadgroup: bool) {
             Err(()) if retry && xreadgroup => {
                 return c.error("UNBLOCKED the stream key no longer exists")
             }
+            // A blocked XREAD stays blocked while its key holds another type,
+            // as in Redis: only a stream's new entries serve it.
+            Err(()) if retry => None,
             Err(()) => return c.wrongtype(),
             Ok(s) => s,
         };
@@ -1266,8 +1308,10 @@ fn xgroup(c: &mut Ctx, a: &Argv) {
                 c.out.int(1);
                 c.dirty += 1;
                 changed(c, key, "xgroup-destroy");
-                // Blocked XREADGROUP clients of this group must see -NOGROUP.
-                c.signal_ready(key);
+                // Blocked XREADGROUP clients of this group must see -NOGROUP,
+                // even behind readers of other groups that stay blocked.
+                c.ks.wake_stream_readers
+                    .push((db, bytes::Bytes::copy_from_slice(key)));
             } else {
                 c.out.int(0);
             }

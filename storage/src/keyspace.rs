@@ -668,6 +668,10 @@ pub struct Locked<'a> {
     /// (for the "new" keyspace event).
     pub track_created: bool,
     pub created: Vec<(usize, Key)>,
+    /// Stream keys whose blocked readers must all re-check: the stream was
+    /// deleted or overwritten (as Redis signals on every such change), or a
+    /// command added the key (XGROUP DESTROY).
+    pub wake_stream_readers: Vec<(usize, Key)>,
 }
 
 impl<'a> Locked<'a> {
@@ -683,6 +687,7 @@ impl<'a> Locked<'a> {
             keep_expired: false,
             track_created: false,
             created: Vec::new(),
+            wake_stream_readers: Vec::new(),
         }
     }
 
@@ -800,6 +805,9 @@ impl<'a> Locked<'a> {
             if let Some((k, e)) = d.dict.remove_entry_hashed(hash, key) {
                 d.expires.remove(&(e.expire_at_ms, k.clone()));
                 touch_watchers(watched, db, key, true);
+                if matches!(e.value, Value::Stream(_)) {
+                    self.wake_stream_readers.push((db, k.clone()));
+                }
                 self.expired.push((db, k));
             }
             return None;
@@ -842,8 +850,12 @@ impl<'a> Locked<'a> {
         let Shard { dbs, watched, .. } = shard;
         let d = &mut dbs[db];
         touch_watchers(watched, db, key, false);
+        let mut stream_replaced = None;
         match d.dict.get_key_value_mut_hashed(hash, key) {
             Some((k, e)) => {
+                if matches!(e.value, Value::Stream(_)) {
+                    stream_replaced = Some((db, k.clone()));
+                }
                 e.value = value;
                 e.raw_string = false;
                 crate::access::touch(&mut e.lru);
@@ -859,6 +871,9 @@ impl<'a> Locked<'a> {
                     self.created.push((db, Bytes::copy_from_slice(key)));
                 }
             }
+        }
+        if let Some(k) = stream_replaced {
+            self.wake_stream_readers.push(k);
         }
     }
 
@@ -938,6 +953,9 @@ impl<'a> Locked<'a> {
             d.expires.remove(&(e.expire_at_ms, k.clone()));
         }
         touch_watchers(watched, db, key, true);
+        if matches!(e.value, Value::Stream(_)) {
+            self.wake_stream_readers.push((db, k.clone()));
+        }
         if !no_expire && e.expire_at_ms != 0 && e.expire_at_ms <= now {
             // It was already logically gone: report it as expired, not deleted.
             self.expired.push((db, k));

@@ -170,6 +170,12 @@ fn decode(lp: &[u8], p: usize) -> Option<(Val<'_>, usize)> {
 /// Replaces the integer element at `p` (sizes may differ).
 pub fn replace_int(lp: &mut Vec<u8>, p: usize, v: i64) {
     let Some((_, end)) = next(lp, p) else { return };
+    // A 7-bit integer replacing another (a node's entry count, on every
+    // XADD) is one byte written in place; the sizes cannot change.
+    if end - p == 2 && lp[p] & 0x80 == 0 && (0..=127).contains(&v) {
+        lp[p] = v as u8;
+        return;
+    }
     let mut enc = Vec::with_capacity(10);
     encode_int(&mut enc, v);
     lp.splice(p..end, enc);

@@ -269,6 +269,56 @@ fn parse_node(master: StreamId, node: &[u8]) -> Option<ParsedNode<'_>> {
     })
 }
 
+/// Whether a new entry of `total` element bytes must start a new node
+/// (Redis's rule: the tail's bytes plus the new elements reach
+/// stream-node-max-bytes, or it holds stream-node-max-entries entries
+/// counting deleted ones; 0 disables a limit).
+fn node_full(node: &[u8], total: usize, max_bytes: usize, max_entries: i64) -> bool {
+    if max_bytes > 0 && node.len() + total >= max_bytes {
+        return true;
+    }
+    if max_entries <= 0 {
+        return false;
+    }
+    let Some((count, p)) = lp::next(node, lp::HEADER) else {
+        return false;
+    };
+    let deleted = lp::next(node, p).map_or(0, |v| v.0.int().unwrap_or(0));
+    count.int().unwrap_or(0) + deleted >= max_entries
+}
+
+/// Appends one entry (flags, ID deltas from `master`, fields unless the
+/// master's, values, lp-count) to a node.
+fn write_entry<'a>(
+    node: &mut Vec<u8>,
+    flags: i64,
+    id: StreamId,
+    master: StreamId,
+    n: usize,
+    fv: &impl Fn(usize) -> &'a [u8],
+    total: usize,
+) {
+    let same = flags & FLAG_SAMEFIELDS != 0;
+    let numfields = (n / 2) as i64;
+    // Each element takes at most its bytes plus 5 of header and 5 of
+    // back-length; the integers at most 9 + 1.
+    node.reserve(total + n * 10 + 5 * 10);
+    let mut a = lp::Appender::new(node);
+    a.int(flags);
+    a.int(id.ms.wrapping_sub(master.ms) as i64);
+    a.int(id.seq.wrapping_sub(master.seq) as i64);
+    if !same {
+        a.int(numfields);
+    }
+    for i in (0..n).step_by(2) {
+        if !same {
+            a.str(fv(i));
+        }
+        a.str(fv(i + 1));
+    }
+    a.int(numfields + 3 + if same { 0 } else { numfields + 1 });
+}
+
 /// A stream entry's fields, borrowed from its node.
 pub type Fields<'a> = [(Val<'a>, Val<'a>)];
 
@@ -334,91 +384,69 @@ impl Stream {
     /// elements are too large.
     #[allow(clippy::result_unit_err)]
     pub fn append<F: AsRef<[u8]>>(&mut self, id: StreamId, fv: &[F]) -> Result<(), ()> {
-        let total: usize = fv.iter().map(|x| x.as_ref().len()).sum();
+        self.append_with(id, fv.len(), |i| fv[i].as_ref())
+    }
+
+    /// [`append`](Self::append) with the `n` fields and values given by
+    /// index, so a caller holding them elsewhere (XADD's arguments) need not
+    /// collect them first.
+    #[allow(clippy::result_unit_err)]
+    pub fn append_with<'a>(
+        &mut self,
+        id: StreamId,
+        n: usize,
+        fv: impl Fn(usize) -> &'a [u8],
+    ) -> Result<(), ()> {
+        let total: usize = (0..n).map(|i| fv(i).len()).sum();
         if total > MAX_ELEMENTS_SIZE {
             return Err(());
         }
-        let numfields = (fv.len() / 2) as i64;
-        let mut tail = self.nodes.last_key_value().map(|(k, _)| *k);
-        if let Some(k) = tail {
-            let node = &self.nodes[&k];
-            let max_bytes = NODE_BYTES_LIMIT.load(Ordering::Relaxed);
-            let max_entries = node_entries_limit();
-            let full = (max_bytes > 0 && node.len() + total >= max_bytes)
-                || (max_entries > 0 && {
-                    let mut p = lp::HEADER;
-                    let (c, np) = lp::next(node, p).unwrap_or((Val::Int(0), p));
-                    p = np;
-                    let d = lp::next(node, p).map_or(0, |v| v.0.int().unwrap_or(0));
-                    c.int().unwrap_or(0) + d >= max_entries
-                });
-            if full {
-                if let Some(n) = self.nodes.get_mut(&k) {
-                    n.shrink_to_fit();
+        let numfields = (n / 2) as i64;
+        let max_bytes = NODE_BYTES_LIMIT.load(Ordering::Relaxed);
+        let max_entries = node_entries_limit();
+        // The tail node is reached down the tree's right edge (no key
+        // comparisons), once per append.
+        match self.nodes.last_entry() {
+            Some(mut tail) if !node_full(tail.get(), total, max_bytes, max_entries) => {
+                let master = *tail.key();
+                let node = tail.get_mut();
+                let (count, p) = lp::next(node, lp::HEADER).ok_or(())?;
+                let count = count.int().unwrap_or(0);
+                let p = lp::next(node, p).map_or(p, |x| x.1);
+                let (nm, mut p) = lp::next(node, p).ok_or(())?;
+                let mut same = nm.int() == Some(numfields);
+                let mut i = 0;
+                while same && i < n {
+                    match lp::next(node, p) {
+                        Some((v, np)) if v.eq_bytes(fv(i)) => p = np,
+                        _ => same = false,
+                    }
+                    i += 2;
                 }
-                tail = None;
+                lp::replace_int(node, lp::HEADER, count + 1);
+                let flags = if same { FLAG_SAMEFIELDS } else { 0 };
+                write_entry(node, flags, id, master, n, &fv, total);
             }
-        }
-        let mut flags = 0;
-        let master = match tail {
-            None => {
+            tail => {
+                // A full tail node keeps no spare capacity from here on.
+                if let Some(mut full) = tail {
+                    full.get_mut().shrink_to_fit();
+                }
                 let mut node = lp::new_lp();
                 {
                     let mut a = lp::Appender::new(&mut node);
                     a.int(1);
                     a.int(0);
                     a.int(numfields);
-                    for f in fv.iter().step_by(2) {
-                        a.str(f.as_ref());
+                    for i in (0..n).step_by(2) {
+                        a.str(fv(i));
                     }
                     a.int(0);
                 }
+                write_entry(&mut node, FLAG_SAMEFIELDS, id, id, n, &fv, total);
                 self.nodes.insert(id, node);
-                flags |= FLAG_SAMEFIELDS;
-                id
             }
-            Some(k) => {
-                let node = self.nodes.get_mut(&k).expect("tail node");
-                let (count, mut p) = lp::next(node, lp::HEADER).expect("node count");
-                let count = count.int().unwrap_or(0);
-                p = lp::next(node, p).map_or(p, |x| x.1);
-                let (nm, mut p) = lp::next(node, p).expect("master fields");
-                if nm.int() == Some(numfields) {
-                    let mut same = true;
-                    for f in fv.iter().step_by(2) {
-                        match lp::next(node, p) {
-                            Some((v, np)) if v.eq_bytes(f.as_ref()) => p = np,
-                            _ => {
-                                same = false;
-                                break;
-                            }
-                        }
-                    }
-                    if same {
-                        flags |= FLAG_SAMEFIELDS;
-                    }
-                }
-                lp::replace_int(node, lp::HEADER, count + 1);
-                k
-            }
-        };
-        let node = self.nodes.get_mut(&master).expect("tail node");
-        let mut a = lp::Appender::new(node);
-        a.int(flags);
-        a.int(id.ms.wrapping_sub(master.ms) as i64);
-        a.int(id.seq.wrapping_sub(master.seq) as i64);
-        let same = flags & FLAG_SAMEFIELDS != 0;
-        if !same {
-            a.int(numfields);
         }
-        for pair in fv.chunks(2) {
-            if !same {
-                a.str(pair[0].as_ref());
-            }
-            a.str(pair[1].as_ref());
-        }
-        a.int(numfields + 3 + if same { 0 } else { numfields + 1 });
-        drop(a);
         self.length += 1;
         self.entries_added += 1;
         self.last_id = id;
