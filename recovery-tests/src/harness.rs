@@ -230,7 +230,8 @@ impl Node {
     }
 
     /// One write step: refused while the log is failed; else append, then
-    /// wait for the flusher (fsync under `always`: then it is acknowledged).
+    /// commit it as a connection does (fsync under `always`: then it is
+    /// acknowledged).
     pub fn write(&mut self, w: &Write) -> Res {
         if self.log_failed() {
             self.refused += 1;
@@ -244,6 +245,9 @@ impl Node {
             self.acked = self.lsns.len();
             return Ok(());
         }
+        // As a connection does: write on this thread (or, while an everysec
+        // fsync runs, leave it to the flusher, which `commit` wakes).
+        log.commit(log.appended_lsn());
         wait_until("the write", || log.is_failed() || size(&log) != size_before)?;
         if log.is_failed() {
             return Err(log.error().unwrap_or_default());
