@@ -429,6 +429,13 @@ impl Server {
         self.stats
             .expired_keys
             .fetch_add(run.expired.len() as u64, Ordering::Relaxed);
+        if self.blocking.has_waiters() {
+            // A stream reader blocked on an expired key must learn its
+            // stream is gone; other waiters re-check and block again.
+            for (db, key) in &run.expired {
+                self.blocking.signal_every(*db, key);
+            }
+        }
         if self.notifies(cmd::event::EXPIRED) {
             let events: Vec<Notification> = std::mem::take(&mut run.expired)
                 .into_iter()

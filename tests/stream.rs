@@ -1218,3 +1218,35 @@ fn xgroup_destroy_releases_readers_queued_behind_others() {
         assert_eq!(run(r.port), want);
     }
 }
+
+/// A stream deleted by the active expiry cycle (no command touches it)
+/// releases its blocked XREADGROUP reader at once, as Redis does, instead of
+/// leaving it to its timeout.
+#[test]
+fn a_stream_expired_by_the_cycle_releases_its_blocked_reader() {
+    let s = common::Server::cairn(&[]);
+    let mut admin = Raw::connect(s.port);
+    admin.cmd(&["XADD", "s", "666", "f", "v"]);
+    admin.cmd(&["XGROUP", "CREATE", "s", "g", "$"]);
+    admin.cmd(&["PEXPIRE", "s", "300"]);
+    let mut reader = Raw::connect(s.port);
+    let started = Instant::now();
+    reader.send(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "c",
+        "BLOCK",
+        "10000",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
+    let reply = reader.read().render();
+    assert_eq!(reply, "-UNBLOCKED the stream key no longer exists");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "released only after {:?}",
+        started.elapsed()
+    );
+}
