@@ -11,7 +11,7 @@ without=$1
 with=${2:-target/release/cairn}
 N=${N:-1000000}
 ROUNDS=${ROUNDS:-3}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. benches/lib.sh
 for r in $(seq "$ROUNDS"); do
     for variant in without with; do
         bin=${!variant}

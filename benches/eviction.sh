@@ -15,17 +15,7 @@ RUN=${RUN:-30}
 CONNS=${CONNS:-4}
 PIPELINE=${PIPELINE:-16}
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-    for _ in $(seq 200); do
-        if redis-cli -p "$1" PING >/dev/null 2>&1; then return 0; fi
-        sleep 0.05
-    done
-    echo "server on port $1 did not start" >&2
-    return 1
-}
+. benches/lib.sh
 field() { redis-cli -p "$1" INFO "$2" | tr -d '\r' | sed -n "s/^$3://p"; }
 
 cargo build --release --bin cairn >/dev/null

@@ -15,17 +15,7 @@ MESSAGES=${MESSAGES:-20000}
 ROUNDS=${ROUNDS:-5}
 PASSES=${PASSES:-2}
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-    for _ in $(seq 200); do
-        if redis-cli -p "$1" PING >/dev/null 2>&1; then return 0; fi
-        sleep 0.05
-    done
-    echo "server on port $1 did not start" >&2
-    return 1
-}
+. benches/lib.sh
 
 cargo build --release --bin cairn 2>/dev/null
 cargo bench --bench fanout --no-run 2>/dev/null

@@ -7,11 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${1:-1000000}
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 200); do redis-cli -p "$1" PING >/dev/null 2>&1 && return 0; sleep 0.05; done
-    echo "server on port $1 did not start" >&2; return 1
-}
+. benches/lib.sh
 rss() { redis-cli -p "$1" INFO memory | tr -d '\r' | awk -F: '$1=="used_memory_rss"{print $2}'; }
 used() { redis-cli -p "$1" INFO memory | tr -d '\r' | awk -F: '$1=="used_memory"{print $2}'; }
 

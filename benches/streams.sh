@@ -19,17 +19,7 @@ ROUNDS=${ROUNDS:-3}
 MODE=${1:-full}
 OUT=docs/benchmarks-streams.md
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-    for _ in $(seq 200); do
-        if redis-cli -p "$1" PING >/dev/null 2>&1; then return 0; fi
-        sleep 0.05
-    done
-    echo "server on port $1 did not start" >&2
-    return 1
-}
+. benches/lib.sh
 rss_kb() { ps -o rss= -p "$1" | tr -d ' '; }
 # CPU time (user+system, all threads) of a process, in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }

@@ -15,9 +15,7 @@ for tool in openssl redis-server redis-benchmark redis-cli; do
     command -v "$tool" >/dev/null || { echo "benches/tls.sh needs $tool" >&2; exit 1; }
 done
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. benches/lib.sh
 
 nice -n 10 cargo build --release --bin cairn
 tmp=$(mktemp -d)

@@ -13,17 +13,7 @@ ZSET_MEMBERS=${ZSET_MEMBERS:-1000000}
 CLIENTS=50
 RAND=100000
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-    for _ in $(seq 200); do
-        if redis-cli -p "$1" PING >/dev/null 2>&1; then return 0; fi
-        sleep 0.05
-    done
-    echo "server on port $1 did not start" >&2
-    return 1
-}
+. benches/lib.sh
 
 nice -n 10 cargo build --release --bin cairn >&2
 tmp=$(mktemp -d)
