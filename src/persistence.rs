@@ -212,6 +212,9 @@ fn write_snapshot_file(
             if step != SnapshotProgress::More {
                 break step;
             }
+            // Lets a client-serving thread waiting for a core run between
+            // steps instead of at the end of the walker's time slice.
+            std::thread::yield_now();
             if pending < SNAPSHOT_DRAIN_BYTES {
                 continue;
             }
