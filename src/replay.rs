@@ -23,17 +23,13 @@ impl<'a> Replayer<'a> {
         }
     }
 
-    /// Runs one logged command. Unknown commands are an error (the file is
-    /// not ours to guess at); command errors are ignored, as Redis does.
+    /// Runs one logged command. Unknown commands and wrong arities are an
+    /// error (the file is not ours to guess at); command errors are ignored,
+    /// as Redis does.
     pub fn apply(&mut self, args: &[&[u8]]) -> Result<(), String> {
         let owned = OwnedArgv::from_args(args);
         let argv = owned.argv();
-        let Some(idx) = crate::cmd::table().lookup(argv.get(0)) else {
-            return Err(format!(
-                "unknown command '{}' in the append only file",
-                String::from_utf8_lossy(argv.get(0))
-            ));
-        };
+        let idx = crate::cmd::logged_command(&argv)?;
         self.client.clock = crate::client::CmdClock::start();
         crate::cmd::run_replay(self.srv, &mut self.client, &mut self.out, idx, &argv);
         if let Some(b) = self.client.blocked.take() {

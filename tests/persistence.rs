@@ -340,6 +340,36 @@ fn flipped_byte_in_the_middle_of_the_aof_refuses_to_start() {
     assert!(stdout.contains("checksum mismatch"), "{stdout}");
 }
 
+/// A record no client could have sent (wrong arity, unknown subcommand) in
+/// an AOF without checksums (as Redis writes them) refuses the start with
+/// the reason; it must not reach a handler that trusts the arity check.
+#[test]
+fn malformed_records_in_the_aof_refuse_to_start_without_a_panic() {
+    for (record, reason) in [
+        ("*1\r\n$3\r\nSET\r\n", "wrong number of arguments for 'set'"),
+        ("*2\r\n$6\r\nCONFIG\r\n$5\r\nBOGUS\r\n", "unknown subcommand 'BOGUS'"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let adir = dir.path().join("appendonlydir");
+        std::fs::create_dir(&adir).unwrap();
+        std::fs::write(
+            adir.join("appendonly.aof.manifest"),
+            "file appendonly.aof.1.incr.aof seq 1 type i\n",
+        )
+        .unwrap();
+        std::fs::write(adir.join("appendonly.aof.1.incr.aof"), record).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["--port", &common::free_port().to_string(), "--dir"])
+            .arg(dir.path())
+            .args(["--appendonly", "yes"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{record:?}: {stdout}");
+        assert!(stdout.contains(reason), "{record:?}: {stdout}");
+    }
+}
+
 #[test]
 fn appendonlydir_interop_with_redis_both_ways() {
     let Some(probe) = Server::redis(&[]) else {

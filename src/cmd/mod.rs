@@ -540,6 +540,50 @@ pub fn execute(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Argv) 
     }
 }
 
+/// Redis's error for an unknown subcommand of a container command, or for
+/// a known one with the wrong number of arguments.
+fn subcommand_error(cmd: &Command, argv: &Argv) -> Option<String> {
+    if cmd.subcommands.is_empty() || argv.len() < 2 {
+        return None;
+    }
+    match cmd.subcommand(argv) {
+        Some(i) => (!arity_accepts(cmd.subcommands[i].1, argv.len() as i32))
+            .then(|| wrong_args(&cmd.full_name(Some(i)))),
+        None => Some(format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            String::from_utf8_lossy(&argv.get(1)[..argv.get(1).len().min(128)]),
+            cmd.name.to_uppercase()
+        )),
+    }
+}
+
+/// The table index of a command read from a log (AOF load, DEBUG LOADAOF).
+/// A record no client could have sent (unknown command or subcommand, wrong
+/// arity) is an error, never a guess: handlers rely on those checks.
+pub fn logged_command(argv: &Argv) -> Result<usize, String> {
+    if argv.len() == 0 {
+        return Err("empty command in the append only file".into());
+    }
+    let t = table();
+    let Some(idx) = t.lookup(argv.get(0)) else {
+        return Err(format!(
+            "unknown command '{}' in the append only file",
+            String::from_utf8_lossy(argv.get(0))
+        ));
+    };
+    let cmd = t.commands[idx];
+    if !arity_accepts(cmd.arity, argv.len() as i32) {
+        return Err(format!(
+            "wrong number of arguments for '{}' in the append only file",
+            cmd.name
+        ));
+    }
+    if let Some(e) = subcommand_error(cmd, argv) {
+        return Err(format!("{e} (in the append only file)"));
+    }
+    Ok(idx)
+}
+
 fn execute_command(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Argv) {
     let table = table();
     let Some(idx) = table.lookup(argv.get(0)) else {
@@ -566,23 +610,10 @@ fn execute_command(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Ar
         out.error("NOAUTH Authentication required.");
         return;
     }
-    if !cmd.subcommands.is_empty() && argv.len() >= 2 {
-        let err = match cmd.subcommand(argv) {
-            Some(i) => {
-                let arity = cmd.subcommands[i].1;
-                (!arity_accepts(arity, n)).then(|| wrong_args(&cmd.full_name(Some(i))))
-            }
-            None => Some(format!(
-                "ERR unknown subcommand '{}'. Try {} HELP.",
-                String::from_utf8_lossy(&argv.get(1)[..argv.get(1).len().min(128)]),
-                cmd.name.to_uppercase()
-            )),
-        };
-        if let Some(e) = err {
-            flag_multi_error(client);
-            out.error(&e);
-            return;
-        }
+    if let Some(e) = subcommand_error(cmd, argv) {
+        flag_multi_error(client);
+        out.error(&e);
+        return;
     }
     if let Err(e) = crate::acl::check(srv, client, idx, cmd, argv) {
         flag_multi_error(client);
@@ -796,22 +827,10 @@ pub fn finish(ctx: Ctx, argv: &Argv) {
 pub fn replay_in(ctx: &mut Ctx, args: &[&[u8]]) -> Result<(), String> {
     let owned = OwnedArgv::from_args(args);
     let argv = owned.argv();
-    let t = table();
-    let Some(idx) = t.lookup(argv.get(0)) else {
-        return Err(format!(
-            "unknown command '{}' in the append only file",
-            String::from_utf8_lossy(argv.get(0))
-        ));
-    };
-    let cmd = t.commands[idx];
+    let idx = logged_command(&argv)?;
+    let cmd = table().commands[idx];
     if cmd.name == "exec" || cmd.name == "multi" {
         return Ok(());
-    }
-    if !arity_accepts(cmd.arity, argv.len() as i32) {
-        return Err(format!(
-            "wrong number of arguments for '{}' in the append only file",
-            cmd.name
-        ));
     }
     let (outer_cmd, outer_idx, reply_len) = (ctx.cmd, ctx.cmd_index, ctx.out.buf.len());
     ctx.cmd = cmd;
