@@ -347,7 +347,10 @@ fn flipped_byte_in_the_middle_of_the_aof_refuses_to_start() {
 fn malformed_records_in_the_aof_refuse_to_start_without_a_panic() {
     for (record, reason) in [
         ("*1\r\n$3\r\nSET\r\n", "wrong number of arguments for 'set'"),
-        ("*2\r\n$6\r\nCONFIG\r\n$5\r\nBOGUS\r\n", "unknown subcommand 'BOGUS'"),
+        (
+            "*2\r\n$6\r\nCONFIG\r\n$5\r\nBOGUS\r\n",
+            "unknown subcommand 'BOGUS'",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let adir = dir.path().join("appendonlydir");

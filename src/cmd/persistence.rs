@@ -285,17 +285,9 @@ pub fn debug_loadaof(c: &mut Ctx) {
         &paths.filename,
         load_truncated,
         &mut |bytes: &[u8]| {
-            let mut snap = rdb::parse(bytes, db_count).map_err(|e| e.to_string())?;
+            let snap = rdb::parse(bytes, db_count).map_err(|e| e.to_string())?;
             let len = snap.len;
-            let keys = std::mem::take(&mut snap.keys);
-            let c = &mut **ctx.borrow_mut();
-            rdb::install(
-                rdb::Snapshot {
-                    keys,
-                    ..Default::default()
-                },
-                &mut c.ks,
-            );
+            rdb::install(snap, &mut ctx.borrow_mut().ks);
             Ok(len)
         },
         &mut |args: &[&[u8]]| super::replay_in(&mut ctx.borrow_mut(), args),

@@ -29,41 +29,38 @@ pub const COMMANDS: &[Command] = &[
     ),
 ];
 
-/// The sorted key and, with STORE, the destination (the last STORE wins).
-fn sort_keys(a: &Argv) -> Vec<usize> {
-    let mut store = None;
+/// What the key specs need from SORT's options, in one walk: the position
+/// of the STORE destination (the last STORE wins), and whether a BY or GET
+/// pattern names other keys.
+fn key_options(a: &Argv) -> (Option<usize>, bool) {
+    let (mut store, mut reads_others) = (None, false);
     let mut j = 2;
-    while j < a.len() {
+    while j + 1 < a.len() {
         let opt = a.get(j).to_ascii_lowercase();
         match opt.as_slice() {
-            b"limit" => j += 2,
-            b"by" | b"get" => j += 1,
-            b"store" if j + 1 < a.len() => {
-                store = Some(j + 1);
+            b"limit" => j += 1,
+            b"store" => store = Some(j + 1),
+            b"by" => reads_others |= a.get(j + 1).contains(&b'*'),
+            b"get" => reads_others |= a.get(j + 1) != b"#",
+            _ => {
                 j += 1;
+                continue;
             }
-            _ => {}
         }
-        j += 1;
+        j += 2;
     }
-    std::iter::once(1).chain(store).collect()
+    (store, reads_others)
+}
+
+/// The sorted key and, with STORE, the destination.
+fn sort_keys(a: &Argv) -> Vec<usize> {
+    std::iter::once(1).chain(key_options(a).0).collect()
 }
 
 /// BY and GET patterns name keys only known while sorting: the command then
 /// holds the whole keyspace.
 fn reads_other_keys(a: &Argv) -> bool {
-    let mut j = 2;
-    while j + 1 < a.len() {
-        let opt = a.get(j).to_ascii_lowercase();
-        match opt.as_slice() {
-            b"by" if a.get(j + 1).contains(&b'*') => return true,
-            b"get" if a.get(j + 1) != b"#" => return true,
-            b"limit" => j += 1,
-            _ => {}
-        }
-        j += 1;
-    }
-    false
+    key_options(a).1
 }
 
 fn sort(c: &mut Ctx, a: &Argv) {
@@ -234,7 +231,7 @@ fn sort_generic(c: &mut Ctx, a: &Argv, read_only: bool) {
                 None => None,
             };
             let k = if o.alpha {
-                SortKey::Text(if o.by.is_some() { by } else { None })
+                SortKey::Text(by)
             } else {
                 let source = if o.by.is_some() {
                     by.as_deref()
