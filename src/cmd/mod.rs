@@ -561,7 +561,7 @@ fn subcommand_error(cmd: &Command, argv: &Argv) -> Option<String> {
 /// A record no client could have sent (unknown command or subcommand, wrong
 /// arity) is an error, never a guess: handlers rely on those checks.
 pub fn logged_command(argv: &Argv) -> Result<usize, String> {
-    if argv.len() == 0 {
+    if argv.is_empty() {
         return Err("empty command in the append only file".into());
     }
     let t = table();
