@@ -572,7 +572,12 @@ fn estimate(v: &Value, samples: usize) -> usize {
         }
     };
     let len = match v {
-        Value::Str(s) => return alloc::chunk_size(s.capacity()),
+        Value::Str(s) => {
+            return match s.heap_capacity() {
+                0 => 0,
+                cap => alloc::chunk_size(cap),
+            }
+        }
         Value::List(l) => {
             l.for_each(|e| add(e.len()));
             l.len()

@@ -19,7 +19,7 @@ use cairn_storage::fs::{DirLock, Fs, StdFs};
 use cairn_storage::keyspace::SnapshotProgress;
 use cairn_storage::rdb::{RdbSink, SaveOptions};
 use cairn_storage::snapshot::SnapshotSink;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::server::Server;
@@ -308,10 +308,29 @@ pub(crate) fn rdb_save_options(srv: &Server, aof_base: bool) -> SaveOptions {
     }
 }
 
+/// The open AOF log, if any. Writers (open, stop, switch) hold it exclusively,
+/// so no append runs on a log being replaced.
+#[derive(Default)]
+struct AofSlot(crossbeam_utils::sync::ShardedLock<Option<Arc<AofLog>>>);
+
+impl AofSlot {
+    fn read(&self) -> crossbeam_utils::sync::ShardedLockReadGuard<'_, Option<Arc<AofLog>>> {
+        // Poisoned only by a panic while replacing the log; the slot itself
+        // is always a whole value.
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> crossbeam_utils::sync::ShardedLockWriteGuard<'_, Option<Arc<AofLog>>> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 pub struct Persistence {
     pub fs: Arc<dyn Fs>,
     dir_lock: Mutex<Option<DirLock>>,
-    aof: RwLock<Option<Arc<AofLog>>>,
+    /// Read by every write command on both I/O threads: a sharded lock, so
+    /// readers never bounce one cache line between cores.
+    aof: AofSlot,
     /// Fast check for the hot path: is an AOF log open?
     aof_on: AtomicBool,
     /// aof-timestamp-enabled.
@@ -380,7 +399,7 @@ impl Persistence {
         Persistence {
             fs,
             dir_lock: Mutex::new(None),
-            aof: RwLock::new(None),
+            aof: AofSlot::default(),
             aof_on: AtomicBool::new(false),
             timestamps: AtomicBool::new(false),
             recovering: Arc::new(AtomicBool::new(false)),
@@ -937,7 +956,7 @@ fn bgsave(srv: &Arc<Server>) -> Result<(), String> {
     )));
     let mut dirty_at_t = 0;
     let written = write_snapshot_file(srv, &tmp, &format, true, || {
-        dirty_at_t = srv.dirty.load(Ordering::Acquire);
+        dirty_at_t = srv.dirty.mark();
     });
     let written = match written {
         Ok(w) if !w.aborted => w,
@@ -956,11 +975,7 @@ fn bgsave(srv: &Arc<Server>) -> Result<(), String> {
         .store(written.peak_pending as u64, Ordering::Relaxed);
     p.rdb_saves.fetch_add(1, Ordering::Relaxed);
     // Changes made after T still count toward the next save.
-    let _ = srv
-        .dirty
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
-            Some(d.saturating_sub(dirty_at_t))
-        });
+    srv.dirty.saved_up_to(dirty_at_t);
     srv.rdb.mark_saved();
     tracing::info!(
         "DB saved on disk ({} bytes, peak {} bytes queued)",
@@ -982,7 +997,7 @@ pub fn save_rules_due(srv: &Server) -> bool {
         .split_whitespace()
         .filter_map(|w| w.parse().ok())
         .collect();
-    let dirty = srv.dirty.load(Ordering::Relaxed);
+    let dirty = srv.dirty.since_save();
     let now = cairn_storage::keyspace::now_ms() / 1000;
     let since_save = now.saturating_sub(srv.rdb.lastsave());
     // After a failed save, wait before retrying, as Redis does.

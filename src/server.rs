@@ -56,7 +56,7 @@ pub struct Server {
     pub started: Instant,
     pub run_id: String,
     pub port: AtomicU64,
-    pub dirty: AtomicU64,
+    pub dirty: crate::stats::Dirty,
     pub blocking: BlockRegistry,
     pub replication: crate::replication::Replication,
     pub pubsub: PubSub,
@@ -153,7 +153,7 @@ impl Server {
             started: Instant::now(),
             run_id,
             port: AtomicU64::new(0),
-            dirty: AtomicU64::new(0),
+            dirty: Default::default(),
             blocking: BlockRegistry::default(),
             replication: Default::default(),
             pubsub: PubSub::default(),
@@ -277,9 +277,7 @@ impl Server {
     }
 
     pub fn add_dirty(&self, n: u64) {
-        if n > 0 {
-            self.dirty.fetch_add(n, Ordering::Relaxed);
-        }
+        self.dirty.add(n);
     }
 
     /// Why a write must be refused now (MISCONF, OOM), if it must.

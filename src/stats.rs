@@ -25,6 +25,67 @@ fn new_counters(n: usize) -> Arc<CmdCounters> {
     })
 }
 
+/// Stripes of a [`StripedCounter`]; threads pick one in turn.
+const STRIPES: usize = 16;
+
+#[repr(align(128))]
+#[derive(Default)]
+struct Stripe(AtomicU64);
+
+/// A counter that many threads add to on every command without sharing a
+/// cache line: each thread adds to its own stripe, readers add them up.
+#[derive(Default)]
+pub struct StripedCounter {
+    stripes: [Stripe; STRIPES],
+}
+
+impl StripedCounter {
+    pub fn add(&self, n: u64) {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        thread_local! {
+            static STRIPE: usize = NEXT.fetch_add(1, Relaxed) % STRIPES;
+        }
+        let i = STRIPE.with(|i| *i);
+        self.stripes[i].0.fetch_add(n, Relaxed);
+    }
+
+    pub fn total(&self) -> u64 {
+        self.stripes.iter().map(|s| s.0.load(Relaxed)).sum()
+    }
+}
+
+/// Redis's server.dirty: changes since the last successful save. Kept as a
+/// running total of changes (striped: every write command adds to it) and
+/// the total the last save covered.
+#[derive(Default)]
+pub struct Dirty {
+    total: StripedCounter,
+    saved: AtomicU64,
+}
+
+impl Dirty {
+    pub fn add(&self, n: u64) {
+        if n > 0 {
+            self.total.add(n);
+        }
+    }
+
+    /// A mark to pass to [`saved_up_to`](Self::saved_up_to) once a save that
+    /// started now has succeeded.
+    pub fn mark(&self) -> u64 {
+        self.total.total()
+    }
+
+    /// A save covered every change up to `mark`; later ones still count.
+    pub fn saved_up_to(&self, mark: u64) {
+        self.saved.fetch_max(mark, Relaxed);
+    }
+
+    pub fn since_save(&self) -> u64 {
+        self.total.total().saturating_sub(self.saved.load(Relaxed))
+    }
+}
+
 fn all_blocks() -> &'static Mutex<Vec<Arc<CmdCounters>>> {
     static BLOCKS: OnceLock<Mutex<Vec<Arc<CmdCounters>>>> = OnceLock::new();
     BLOCKS.get_or_init(Default::default)

@@ -476,3 +476,42 @@ fn legacy_single_file_aof_with_rdb_preamble_loads_and_upgrades() {
         .join("appendonlydir/appendonly.aof.1.base.rdb")
         .exists());
 }
+
+/// rdb_changes_since_last_save counts writes from every connection (they
+/// run on different I/O threads), drops to what came after the save point
+/// on SAVE and BGSAVE, and drives the `save` rules.
+#[test]
+fn changes_since_last_save_count_across_connections_and_reset_on_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = Server::cairn_in(dir.path(), &["--save", ""]);
+    let mut cons: Vec<Connection> = (0..4).map(|_| srv.con()).collect();
+    for (i, con) in cons.iter_mut().enumerate() {
+        for j in 0..25 {
+            let _: () = q(con, &["SET", &format!("k{i}:{j}"), "v"]);
+        }
+    }
+    let _: i64 = q(&mut cons[0], &["DEL", "k0:0", "k0:1", "missing"]);
+    assert_eq!(
+        info_field(&mut cons[1], "rdb_changes_since_last_save"),
+        "102"
+    );
+    let _: () = q(&mut cons[2], &["SAVE"]);
+    assert_eq!(info_field(&mut cons[3], "rdb_changes_since_last_save"), "0");
+    let _: () = q(&mut cons[3], &["SET", "after", "1"]);
+    assert_eq!(info_field(&mut cons[0], "rdb_changes_since_last_save"), "1");
+    let _: String = q(&mut cons[0], &["BGSAVE"]);
+    wait_until("the BGSAVE", || {
+        info_field(&mut cons[1], "rdb_bgsave_in_progress") == "0"
+            && info_field(&mut cons[1], "rdb_changes_since_last_save") == "0"
+    });
+    // A `save 1 1` rule fires on one change.
+    let _: () = q(&mut cons[0], &["CONFIG", "SET", "save", "1 1"]);
+    let saves: i64 = info_field(&mut cons[0], "rdb_saves").parse().unwrap();
+    let _: () = q(&mut cons[1], &["SET", "trigger", "1"]);
+    wait_until("the save rule", || {
+        info_field(&mut cons[2], "rdb_saves")
+            .parse::<i64>()
+            .unwrap()
+            > saves
+    });
+}

@@ -44,7 +44,7 @@ fn setbit(c: &mut Ctx, a: &Argv) {
     let db = c.db();
     match c.get_str(key) {
         Err(()) => return,
-        Ok(None) => c.ks.set(db, key, Value::Str(Vec::new())),
+        Ok(None) => c.ks.set(db, key, Value::from_bytes(b"")),
         Ok(Some(_)) => {}
     }
     let v = c.str_in_place(key);

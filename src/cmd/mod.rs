@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use cairn_storage::keyspace::Locked;
+use cairn_storage::value::StrBuf;
 use cairn_storage::Value;
 
 use crate::client::{Client, ReplyMode, TimeoutReply};
@@ -447,7 +448,7 @@ impl<'a> Ctx<'a> {
     /// The value at `key` if it is a string; None if absent; Err after a
     /// WRONGTYPE reply (the error is already written, so it carries nothing).
     #[allow(clippy::result_unit_err)]
-    pub fn get_str(&mut self, key: &[u8]) -> Result<Option<&mut Vec<u8>>, ()> {
+    pub fn get_str(&mut self, key: &[u8]) -> Result<Option<&mut StrBuf>, ()> {
         let db = self.client.db;
         match self.ks.lookup(db, key) {
             None => Ok(None),
@@ -469,7 +470,7 @@ impl<'a> Ctx<'a> {
         let e = self.ks.lookup_write(db, key).expect("caller checked");
         e.raw_string = true;
         match &mut e.value {
-            Value::Str(s) => s,
+            Value::Str(s) => s.make_vec(),
             _ => unreachable!("caller checked the type"),
         }
     }

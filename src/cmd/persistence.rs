@@ -114,12 +114,10 @@ fn rdb_path(srv: &Server) -> (PathBuf, String) {
 pub fn save_locked(srv: &Server, ks: &mut Locked) -> std::io::Result<()> {
     let (dir, file) = rdb_path(srv);
     let opts = crate::persistence::rdb_save_options(srv, false);
-    let dirty_before = srv.dirty.load(Relaxed);
+    let dirty_before = srv.dirty.mark();
     match rdb::save_file(&*srv.persistence.fs, &dir, &file, ks, &opts) {
         Ok(_) => {
-            let _ = srv
-                .dirty
-                .fetch_update(Relaxed, Relaxed, |d| Some(d.saturating_sub(dirty_before)));
+            srv.dirty.saved_up_to(dirty_before);
             srv.rdb.mark_saved();
             srv.persistence
                 .last_bgsave_ok

@@ -147,7 +147,7 @@ pub fn info_text(c: &Ctx, sections: &[String]) -> String {
         let _ = write!(
             out,
             "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:{}\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{}\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_rewrite_buffer_peak_bytes:{}\r\naof_last_write_status:{}\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
-            srv.dirty.load(Relaxed),
+            srv.dirty.since_save(),
             p.bgsave_in_progress.load(Relaxed) as u8,
             srv.rdb.lastsave(),
             if p.last_bgsave_ok.load(Relaxed) { "ok" } else { "err" },
@@ -743,7 +743,7 @@ fn debug_populate(c: &mut Ctx, a: &Argv) {
         if size > 0 {
             value.resize(size as usize, 0);
         }
-        c.ks.set(db, &key, Value::Str(value));
+        c.ks.set(db, &key, Value::Str(value.into()));
     }
     c.out.ok();
 }

@@ -150,7 +150,7 @@ fn lookup_by_pattern(c: &mut Ctx, pattern: &[u8], element: &[u8]) -> Option<Vec<
     let entry = c.ks.lookup(db, &key)?;
     match (&entry.value, field) {
         (Value::Hash(h), Some(f)) => h.get(f).map(|v| v.to_vec()),
-        (Value::Str(s), None) => Some(s.clone()),
+        (Value::Str(s), None) => Some(s.to_vec()),
         _ => None,
     }
 }

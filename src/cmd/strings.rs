@@ -197,21 +197,20 @@ fn set(c: &mut Ctx, a: &Argv) {
     };
     let key = a.get(1);
     let db = c.db();
-    let exists = match c.ks.lookup(db, key) {
-        None => false,
-        Some(e) => {
-            if get_old {
-                match &e.value {
-                    Value::Str(s) => {
-                        let s = s.clone();
-                        c.out.bulk(&s);
+    // A plain SET needs no look at the old value: store() replaces it.
+    let exists = (nx || xx || get_old)
+        && match c.ks.lookup(db, key) {
+            None => false,
+            Some(e) => {
+                if get_old {
+                    match &e.value {
+                        Value::Str(s) => c.out.bulk(s),
+                        _ => return c.wrongtype(),
                     }
-                    _ => return c.wrongtype(),
                 }
+                true
             }
-            true
-        }
-    };
+        };
     if get_old && !exists {
         c.out.null();
     }
@@ -221,7 +220,7 @@ fn set(c: &mut Ctx, a: &Argv) {
         }
         return;
     }
-    let value = Value::Str(a.get(2).to_vec());
+    let value = Value::from_bytes(a.get(2));
     match ttl {
         Ttl::Keep => c.ks.set_keep_ttl(db, key, value),
         _ => c.ks.set(db, key, value),
@@ -250,7 +249,7 @@ fn setnx(c: &mut Ctx, a: &Argv) {
     if c.ks.exists(db, a.get(1)) {
         return c.out.int(0);
     }
-    c.ks.set(db, a.get(1), Value::Str(a.get(2).to_vec()));
+    c.ks.set(db, a.get(1), Value::from_bytes(a.get(2)));
     c.dirty += 1;
     c.notify(event::STRING, "set", a.get(1));
     c.out.int(1);
@@ -262,7 +261,7 @@ fn set_with_ttl(c: &mut Ctx, a: &Argv, unit_ms: i64, name: &str) {
         Err(e) => return c.error(&e),
     };
     let db = c.db();
-    c.ks.set(db, a.get(1), Value::Str(a.get(3).to_vec()));
+    c.ks.set(db, a.get(1), Value::from_bytes(a.get(3)));
     c.ks.set_expire(db, a.get(1), at as u64);
     c.dirty += 1;
     c.propagate(&[
@@ -359,7 +358,7 @@ fn getset(c: &mut Ctx, a: &Argv) {
         Err(()) => return,
     }
     let db = c.db();
-    c.ks.set(db, key, Value::Str(a.get(2).to_vec()));
+    c.ks.set(db, key, Value::from_bytes(a.get(2)));
     c.dirty += 1;
     c.notify(event::STRING, "set", key);
 }
@@ -384,7 +383,7 @@ fn mset(c: &mut Ctx, a: &Argv) {
     }
     let db = c.db();
     for i in (1..a.len()).step_by(2) {
-        c.ks.set(db, a.get(i), Value::Str(a.get(i + 1).to_vec()));
+        c.ks.set(db, a.get(i), Value::from_bytes(a.get(i + 1)));
         c.notify(event::STRING, "set", a.get(i));
     }
     c.dirty += (a.len() as u64 - 1) / 2;
@@ -402,7 +401,7 @@ fn msetnx(c: &mut Ctx, a: &Argv) {
         }
     }
     for i in (1..a.len()).step_by(2) {
-        c.ks.set(db, a.get(i), Value::Str(a.get(i + 1).to_vec()));
+        c.ks.set(db, a.get(i), Value::from_bytes(a.get(i + 1)));
         c.notify(event::STRING, "set", a.get(i));
     }
     c.dirty += (a.len() as u64 - 1) / 2;
@@ -420,7 +419,7 @@ fn append(c: &mut Ctx, a: &Argv) {
     };
     let new_len = match cur_len {
         None => {
-            c.ks.set(db, key, Value::Str(add.to_vec()));
+            c.ks.set(db, key, Value::from_bytes(add));
             add.len()
         }
         Some(len) => {
@@ -471,7 +470,7 @@ fn setrange(c: &mut Ctx, a: &Argv) {
         return;
     }
     if cur.is_none() {
-        c.ks.set(db, key, Value::Str(Vec::new()));
+        c.ks.set(db, key, Value::from_bytes(b""));
     }
     let v = c.str_in_place(key);
     let end = end as usize;
@@ -531,7 +530,7 @@ fn incr_by(c: &mut Ctx, key: &[u8], by: i64) {
     };
     let mut buf = itoa::Buffer::new();
     let text = buf.format(n).as_bytes().to_vec();
-    c.ks.set_keep_ttl(db, key, Value::Str(text));
+    c.ks.set_keep_ttl(db, key, Value::Str(text.into()));
     c.dirty += 1;
     c.notify(event::STRING, "incrby", key);
     c.out.int(n);
@@ -580,7 +579,7 @@ fn incrbyfloat(c: &mut Ctx, a: &Argv) {
     };
     let text = n.to_human();
     let db = c.db();
-    c.ks.set_keep_ttl(db, key, Value::Str(text.clone().into_bytes()));
+    c.ks.set_keep_ttl(db, key, Value::from_bytes(text.as_bytes()));
     c.dirty += 1;
     // Float arithmetic is logged as its result, so replay cannot drift.
     c.propagate(&[b"SET".as_slice(), key, text.as_bytes(), b"KEEPTTL"]);
@@ -617,7 +616,7 @@ fn lcs(c: &mut Ctx, a: &Argv) {
     let db = c.db();
     let mut fetch = |k: &[u8]| -> Result<Vec<u8>, ()> {
         match c.ks.lookup(db, k).map(|e| &e.value) {
-            Some(Value::Str(v)) => Ok(v.clone()),
+            Some(Value::Str(v)) => Ok(v.to_vec()),
             Some(_) => Err(()),
             None => Ok(Vec::new()),
         }

@@ -4,12 +4,116 @@ use crate::types::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet}
 
 #[derive(Debug, Clone)]
 pub enum Value {
-    Str(Vec<u8>),
+    Str(StrBuf),
     List(List),
     Hash(Hash),
     Set(Set),
     ZSet(Box<ZSet>),
     Stream(Box<Stream>),
+}
+
+/// Longest string value [`StrBuf`] keeps inline.
+pub const STR_INLINE: usize = 30;
+
+/// A string value: up to [`STR_INLINE`] bytes live inside the keyspace entry
+/// (like Redis's embstr, one allocation for key and value), so overwriting or
+/// reading a short value costs no malloc, no free and no extra cache miss.
+/// Longer strings, and any string edited in place (APPEND, SETRANGE, SETBIT,
+/// which want a growable buffer), live in a `Vec`.
+#[derive(Clone)]
+pub enum StrBuf {
+    Inline { len: u8, buf: [u8; STR_INLINE] },
+    Heap(Vec<u8>),
+}
+
+// Inline strings must not make every keyspace entry bigger.
+const _: () = assert!(std::mem::size_of::<Value>() == 40);
+
+impl StrBuf {
+    /// The growable form, for in-place edits (moves an inline string out).
+    pub fn make_vec(&mut self) -> &mut Vec<u8> {
+        if let StrBuf::Inline { len, buf } = self {
+            *self = StrBuf::Heap(buf[..*len as usize].to_vec());
+        }
+        match self {
+            StrBuf::Heap(v) => v,
+            StrBuf::Inline { .. } => unreachable!("converted above"),
+        }
+    }
+
+    /// Bytes held in a separate allocation (0 when inline): memory accounting.
+    pub fn heap_capacity(&self) -> usize {
+        match self {
+            StrBuf::Inline { .. } => 0,
+            StrBuf::Heap(v) => v.capacity(),
+        }
+    }
+
+    pub fn into_vec(self) -> Vec<u8> {
+        match self {
+            StrBuf::Inline { len, buf } => buf[..len as usize].to_vec(),
+            StrBuf::Heap(v) => v,
+        }
+    }
+}
+
+impl Default for StrBuf {
+    fn default() -> Self {
+        StrBuf::from(&b""[..])
+    }
+}
+
+impl From<&[u8]> for StrBuf {
+    #[inline]
+    fn from(b: &[u8]) -> Self {
+        if b.len() <= STR_INLINE {
+            let mut buf = [0u8; STR_INLINE];
+            buf[..b.len()].copy_from_slice(b);
+            StrBuf::Inline {
+                len: b.len() as u8,
+                buf,
+            }
+        } else {
+            StrBuf::Heap(b.to_vec())
+        }
+    }
+}
+
+impl From<Vec<u8>> for StrBuf {
+    fn from(v: Vec<u8>) -> Self {
+        if v.len() <= STR_INLINE {
+            StrBuf::from(&v[..])
+        } else {
+            StrBuf::Heap(v)
+        }
+    }
+}
+
+impl std::ops::Deref for StrBuf {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            StrBuf::Inline { len, buf } => &buf[..*len as usize],
+            StrBuf::Heap(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for StrBuf {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            StrBuf::Inline { len, buf } => &mut buf[..*len as usize],
+            StrBuf::Heap(v) => v,
+        }
+    }
+}
+
+impl std::fmt::Debug for StrBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
+    }
 }
 
 /// Redis keeps strings that are integers of at most 20 characters as "int".
@@ -19,7 +123,7 @@ const EMBSTR_MAX_LEN: usize = 44;
 
 impl Value {
     pub fn from_bytes(b: &[u8]) -> Self {
-        Value::Str(b.to_vec())
+        Value::Str(StrBuf::from(b))
     }
 
     /// The name TYPE replies with.
@@ -160,5 +264,22 @@ mod tests {
         assert_eq!(parse_i64_strict(b"-0"), None);
         assert_eq!(parse_i64_strict(b" 1"), None);
         assert_eq!(parse_i64_strict(b"+1"), None);
+    }
+
+    #[test]
+    fn short_strings_live_inline_and_edits_move_them_to_the_heap() {
+        for n in [0, 1, STR_INLINE - 1, STR_INLINE, STR_INLINE + 1, 1000] {
+            let b: Vec<u8> = (0..n).map(|i| (i * 7) as u8).collect();
+            for s in [StrBuf::from(&b[..]), StrBuf::from(b.clone())] {
+                assert_eq!(&s[..], &b[..]);
+                assert_eq!(s.heap_capacity() == 0, n <= STR_INLINE, "length {n}");
+                assert_eq!(s.clone().into_vec(), b);
+                let mut edited = s.clone();
+                edited.make_vec().extend_from_slice(b"tail");
+                assert_eq!(&edited[..], [&b[..], b"tail"].concat().as_slice());
+                assert!(edited.heap_capacity() >= n + 4);
+            }
+        }
+        assert!(StrBuf::default().is_empty());
     }
 }

@@ -24,7 +24,7 @@ impl SnapshotSink for Collect {
             let Value::Str(v) = &e.value else {
                 panic!("only strings in this test")
             };
-            seen.push((db, k.to_vec(), v.clone()));
+            seen.push((db, k.to_vec(), v.to_vec()));
         }
     }
 }
@@ -41,7 +41,11 @@ fn add(l: &mut cairn_storage::Locked, key: &[u8], by: i64) {
             _ => unreachable!(),
         })
         .unwrap_or(0);
-    l.set_keep_ttl(0, key, Value::Str((cur + by).to_string().into_bytes()));
+    l.set_keep_ttl(
+        0,
+        key,
+        Value::Str((cur + by).to_string().into_bytes().into()),
+    );
 }
 
 #[test]
@@ -51,10 +55,10 @@ fn snapshot_is_the_keyspace_at_one_instant() {
     {
         let mut l = ks.lock_all(0);
         for i in 0..KEYS {
-            l.set(0, format!("c{i}").as_bytes(), Value::Str(b"0".to_vec()));
+            l.set(0, format!("c{i}").as_bytes(), Value::from_bytes(b"0"));
         }
-        l.set(0, b"sum", Value::Str(b"0".to_vec()));
-        l.set(1, b"other-db", Value::Str(b"1".to_vec()));
+        l.set(0, b"sum", Value::from_bytes(b"0"));
+        l.set(1, b"other-db", Value::from_bytes(b"1"));
     }
     let sink = Arc::new(Collect::default());
     let generation = ks
@@ -87,7 +91,7 @@ fn snapshot_is_the_keyspace_at_one_instant() {
                     add(&mut l, a.as_bytes(), 1);
                     add(&mut l, b.as_bytes(), 1);
                     add(&mut l, b"sum", 2);
-                    l.set(0, fresh.as_bytes(), Value::Str(b"x".to_vec()));
+                    l.set(0, fresh.as_bytes(), Value::from_bytes(b"x"));
                     if n % 2 == 0 {
                         l.remove(0, fresh.as_bytes());
                     }
@@ -140,7 +144,7 @@ fn flush_aborts_a_running_snapshot() {
     {
         let mut l = ks.lock_all(0);
         for i in 0..1000 {
-            l.set(0, format!("k{i}").as_bytes(), Value::Str(b"v".to_vec()));
+            l.set(0, format!("k{i}").as_bytes(), Value::from_bytes(b"v"));
         }
     }
     let sink = Arc::new(Collect::default());
@@ -152,7 +156,7 @@ fn flush_aborts_a_running_snapshot() {
     // Tables are unfrozen again: they grow normally.
     let mut l = ks.lock_all(0);
     for i in 0..5000 {
-        l.set(0, format!("n{i}").as_bytes(), Value::Str(b"v".to_vec()));
+        l.set(0, format!("n{i}").as_bytes(), Value::from_bytes(b"v"));
     }
     assert_eq!(l.db_len(0), 5000);
 }

@@ -9,7 +9,7 @@ use super::*;
 use crate::crc64::crc64;
 use crate::types::stream::{Consumer, Group, Nack, Stream, StreamId};
 use crate::types::{hash::Hash, list::List, set::Set, zset::ZSet};
-use crate::value::Value;
+use crate::value::{StrBuf, Value};
 
 pub(super) struct Reader<'a> {
     buf: &'a [u8],
@@ -164,7 +164,10 @@ pub(super) fn read_value(
 ) -> Result<Option<Value>, RdbError> {
     let at = r.pos;
     let value = match ty {
-        TYPE_STRING => Value::Str(r.string()?.into_owned()),
+        TYPE_STRING => Value::Str(match r.string()? {
+            Cow::Borrowed(b) => StrBuf::from(b),
+            Cow::Owned(v) => StrBuf::from(v),
+        }),
         TYPE_LIST => {
             let n = r.len()?;
             let mut l = List::new();

@@ -13,7 +13,7 @@ use crate::types::{hash::Hash, list::List, set::Set, zset::ZSet};
 fn canon(v: &Value) -> (String, Vec<Vec<u8>>) {
     let mut items = Vec::new();
     match v {
-        Value::Str(s) => items.push(s.clone()),
+        Value::Str(s) => items.push(s.to_vec()),
         Value::List(l) => l.for_each(|e| items.push(e.to_vec())),
         Value::Set(s) => {
             s.for_each(|e| items.push(e.to_vec()));
@@ -46,7 +46,7 @@ fn sample_keyspace() -> Keyspace {
     let ks = Keyspace::new(16);
     {
         let mut l = ks.lock_all(1000);
-        let s = |b: &[u8]| Value::Str(b.to_vec());
+        let s = |b: &[u8]| Value::from_bytes(b);
         l.set(0, b"empty", s(b""));
         l.set(0, b"small", s(b"hello"));
         for (i, n) in [
@@ -312,9 +312,9 @@ fn expired_keys_are_skipped_on_install() {
     let ks = Keyspace::new(1);
     {
         let mut l = ks.lock_all(0);
-        l.set(0, b"old", Value::Str(b"1".to_vec()));
+        l.set(0, b"old", Value::from_bytes(b"1"));
         l.set_expire(0, b"old", 500);
-        l.set(0, b"new", Value::Str(b"1".to_vec()));
+        l.set(0, b"new", Value::from_bytes(b"1"));
         l.set_expire(0, b"new", 5000);
     }
     let mut buf = Vec::new();
@@ -341,7 +341,7 @@ fn an_aof_base_loads_expired_keys_for_the_log_to_settle() {
     let ks = Keyspace::new(1);
     {
         let mut l = ks.lock_all(0);
-        l.set(0, b"old", Value::Str(b"1".to_vec()));
+        l.set(0, b"old", Value::from_bytes(b"1"));
         l.set_expire(0, b"old", 500);
     }
     let mut buf = Vec::new();
@@ -557,7 +557,7 @@ fn dump_payload_round_trip_and_footer_checks() {
         Err(RestoreError::BadFormat(_))
     ));
     // Version 13 is refused like a bad checksum, as Redis does for newer versions.
-    let mut future = dump_payload(&Value::Str(b"x".to_vec()), false).unwrap();
+    let mut future = dump_payload(&Value::from_bytes(b"x"), false).unwrap();
     let body = future.len() - 10;
     future[body] = 13;
     let crc = crate::crc64::crc64(0, &future[..future.len() - 8]);
@@ -672,7 +672,7 @@ fn load_into_skips_expired_keys_unless_told_not_to() {
     {
         let mut l = ks.lock_all(0);
         for (k, at) in [(&b"old"[..], 500), (b"new", 5000)] {
-            l.set(0, k, Value::Str(b"1".to_vec()));
+            l.set(0, k, Value::from_bytes(b"1"));
             l.set_expire(0, k, at);
         }
     }
@@ -784,7 +784,7 @@ fn snapshot_file_carries_resizedb_hints() {
     let ks = sample_keyspace();
     {
         let mut l = ks.lock_all(1000);
-        l.set(3, b"other-db", Value::Str(b"x".to_vec()));
+        l.set(3, b"other-db", Value::from_bytes(b"x"));
     }
     let want = contents(&ks);
     let sink = std::sync::Arc::new(RdbSink::new(1000, SaveOptions::default()));
