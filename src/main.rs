@@ -63,6 +63,7 @@ fn main() -> ExitCode {
         });
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(cairn::server::spin_before_park)
         .build()
     {
         Ok(rt) => rt,

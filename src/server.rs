@@ -607,6 +607,7 @@ pub async fn serve(
             .spawn(move || {
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
+                    .on_thread_park(spin_before_park)
                     .build()
                 {
                     Ok(rt) => rt,
@@ -657,6 +658,33 @@ pub async fn serve(
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
+    }
+}
+
+/// How long an I/O thread with nothing to do keeps yielding before it sleeps
+/// in epoll_wait (CAIRN_SPIN_US overrides; 0 turns it off).
+const SPIN_BEFORE_PARK_US: u64 = 20;
+
+/// Runs before an event-loop thread parks. At -P 1 the next request of a
+/// busy client usually arrives within microseconds; sleeping for it costs a
+/// context switch and a wake-up on both sides (measured: 0.27 voluntary
+/// switches per request against Redis's 0.16, and 4% fewer requests per
+/// second). Yielding rather than spinning hands the core to any runnable
+/// thread, such as the client on a 2-core machine.
+pub fn spin_before_park() {
+    static SPIN_US: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let us = *SPIN_US.get_or_init(|| {
+        std::env::var("CAIRN_SPIN_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(SPIN_BEFORE_PARK_US)
+    });
+    if us == 0 {
+        return;
+    }
+    let until = Instant::now() + Duration::from_micros(us);
+    while Instant::now() < until {
+        std::thread::yield_now();
     }
 }
 
