@@ -160,7 +160,11 @@ fn zset_at<'a>(ks: &'a mut Locked, db: usize, key: &[u8]) -> Result<Option<&'a m
 
 /// Configured compact-encoding limits (zset-max-listpack-entries/value).
 fn limits(c: &Ctx) -> (usize, usize) {
-    let cfg = c.srv.config.read();
+    limits_of(c.srv)
+}
+
+fn limits_of(srv: &crate::server::Server) -> (usize, usize) {
+    let cfg = srv.config.read();
     (
         cfg.get_i64("zset-max-listpack-entries").max(0) as usize,
         cfg.get_i64("zset-max-listpack-value").max(0) as usize,
@@ -317,14 +321,23 @@ struct AddFlags {
 fn zadd_generic(c: &mut Ctx, a: &Argv, mut f: AddFlags) {
     let mut at = 2;
     while at < a.len() {
-        match a.get(at).to_ascii_lowercase().as_slice() {
-            b"nx" => f.nx = true,
-            b"xx" => f.xx = true,
-            b"gt" => f.gt = true,
-            b"lt" => f.lt = true,
-            b"ch" => f.ch = true,
-            b"incr" => f.incr = true,
-            _ => break,
+        // No lowercased copy: this runs on every ZADD (usually on a score).
+        let word = a.get(at);
+        let is = |name: &[u8]| word.eq_ignore_ascii_case(name);
+        if is(b"nx") {
+            f.nx = true;
+        } else if is(b"xx") {
+            f.xx = true;
+        } else if is(b"gt") {
+            f.gt = true;
+        } else if is(b"lt") {
+            f.lt = true;
+        } else if is(b"ch") {
+            f.ch = true;
+        } else if is(b"incr") {
+            f.incr = true;
+        } else {
+            break;
         }
         at += 1;
     }
@@ -341,35 +354,58 @@ fn zadd_generic(c: &mut Ctx, a: &Argv, mut f: AddFlags) {
     if f.incr && rest > 2 {
         return c.error("ERR INCR option supports a single increment-element pair");
     }
-    let mut pairs: Vec<(f64, &[u8])> = Vec::with_capacity(rest / 2);
-    for i in (at..a.len()).step_by(2) {
-        let Some(s) = parse_float(a.get(i)) else {
+    // Every score is checked before anything is written; the common single
+    // pair needs no allocation.
+    let mut one = [(0.0, &[][..])];
+    let mut many = Vec::new();
+    let pairs: &[(f64, &[u8])] = if rest == 2 {
+        let Some(s) = parse_float(a.get(at)) else {
             return c.error(NOT_FLOAT);
         };
-        pairs.push((s, a.get(i + 1)));
-    }
+        one[0] = (s, a.get(at + 1));
+        &one
+    } else {
+        many.reserve(rest / 2);
+        for i in (at..a.len()).step_by(2) {
+            let Some(s) = parse_float(a.get(i)) else {
+                return c.error(NOT_FLOAT);
+            };
+            many.push((s, a.get(i + 1)));
+        }
+        &many
+    };
     let db = c.db();
     let key = a.get(1);
-    let (max_entries, max_value) = limits(c);
-    match zset_at(&mut c.ks, db, key) {
+    let srv = c.srv;
+    // The compact-encoding limits only matter to a new or listpack set; a
+    // skiplist set skips the config lock (a shared counter both I/O threads
+    // would otherwise write on every ZADD).
+    let limits = || limits_of(srv);
+    let (max_entries, max_value, z) = match zset_at(&mut c.ks, db, key) {
         Err(()) => return c.wrongtype(),
+        Ok(Some(z)) if z.encoding() == "skiplist" => (usize::MAX, usize::MAX, z),
+        Ok(Some(z)) => {
+            let (e, v) = limits();
+            (e, v, z)
+        }
         Ok(None) if f.xx => {
             return if f.incr { c.out.null() } else { c.out.int(0) };
         }
         Ok(None) => {
+            let (e, v) = limits();
             let longest = pairs.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
-            let z = ZSet::with_hint(pairs.len(), longest, max_entries, max_value);
-            c.ks.set(db, key, Value::ZSet(Box::new(z)))
+            let z = ZSet::with_hint(pairs.len(), longest, e, v);
+            c.ks.set(db, key, Value::ZSet(Box::new(z)));
+            let Ok(Some(z)) = zset_at(&mut c.ks, db, key) else {
+                return c.out.int(0);
+            };
+            (e, v, z)
         }
-        Ok(Some(_)) => {}
-    }
-    let Ok(Some(z)) = zset_at(&mut c.ks, db, key) else {
-        return c.out.int(0);
     };
     let (mut added, mut updated) = (0u64, 0u64);
     let mut last: Option<f64> = None;
     let mut nan = false;
-    for (score, member) in pairs {
+    for &(score, member) in pairs {
         // Decided between the lookup and the write of one `add`.
         let decide = |cur: Option<f64>| match cur {
             Some(_) if f.nx => None,

@@ -71,11 +71,16 @@ pub fn initial() -> u32 {
 /// Records an access in `field`.
 #[inline]
 pub fn touch(field: &mut u32) {
-    if lfu_mode() {
-        let counter = lfu_log_incr(lfu_decayed(*field));
-        *field = (lfu_minutes() << 8) | counter;
+    let now = if lfu_mode() {
+        (lfu_minutes() << 8) | lfu_log_incr(lfu_decayed(*field))
     } else {
-        *field = clock();
+        clock()
+    };
+    // Stored only when it changes (the clock moves every 10 ms): a hot key
+    // read from both I/O threads would otherwise have its entry's cache line
+    // dirtied, and stolen from the other core, on every read.
+    if *field != now {
+        *field = now;
     }
 }
 
