@@ -595,17 +595,27 @@ impl SkipList {
     fn insert(&mut self, score: f64, shared: Arc<[u8]>, member: &[u8]) -> u32 {
         let lvl = self.random_level();
         let id = self.alloc_node(lvl, score, shared);
-        self.link_in(id, lvl, member);
+        self.link_in(id, lvl, member, None);
+        self.len += 1;
         id
     }
 
     /// Links the unlinked node `id` (its header holds score and member) with
-    /// `lvl` levels at its place in the order. `member` is the caller's copy
-    /// of the node's member (already in cache; the node's own copy is two
-    /// dependent loads away).
+    /// `lvl` levels at its place in the order; `len` is left to the caller.
+    /// `member` is the caller's copy of the node's member (already in cache;
+    /// the node's own copy is two dependent loads away). `moved_from`: the
+    /// node was just taken out by [`unlink`](Self::unlink) with these
+    /// predecessors (`unlink(.., false)`), whose spans above its height still
+    /// count it, and `len` still counts it.
     // Levels index update[], rank[] and the nodes' links together.
     #[allow(clippy::needless_range_loop)]
-    fn link_in(&mut self, id: u32, lvl: usize, member: &[u8]) {
+    fn link_in(
+        &mut self,
+        id: u32,
+        lvl: usize,
+        member: &[u8],
+        moved_from: Option<&[u32; MAX_LEVEL]>,
+    ) {
         debug_assert_eq!(self.member(id), member);
         let score = self.score(id);
         let mut update = [HEAD; MAX_LEVEL];
@@ -628,7 +638,8 @@ impl SkipList {
             for i in self.level..lvl {
                 rank[i] = 0;
                 update[i] = HEAD;
-                self.link_mut(HEAD, i).span = self.len as u32;
+                // Other linked nodes: `len` still counts a moved node.
+                self.link_mut(HEAD, i).span = (self.len - moved_from.is_some() as usize) as u32;
             }
             self.level = lvl;
         }
@@ -647,8 +658,19 @@ impl SkipList {
                 fwd_score: score,
             };
         }
+        // Above the node's height a link over its new place gains a step.
+        // A moved node left one over its old place too long: mostly the same
+        // link (all the top levels), which is then not written at all, so the
+        // lines every descent reads are not taken from the other core.
         for i in lvl..self.level {
-            self.link_mut(update[i], i).span += 1;
+            match moved_from {
+                Some(old) if old[i] == update[i] => {}
+                Some(old) => {
+                    self.link_mut(old[i], i).span -= 1;
+                    self.link_mut(update[i], i).span += 1;
+                }
+                None => self.link_mut(update[i], i).span += 1,
+            }
         }
         self.set_back(id, if update[0] == HEAD { NIL } else { update[0] });
         let next = self.fwd(id, 0);
@@ -657,7 +679,6 @@ impl SkipList {
         } else {
             self.tail = id;
         }
-        self.len += 1;
     }
 
     /// The last node before node `id` (whose member is `member`) at every
@@ -688,8 +709,13 @@ impl SkipList {
             .count()
     }
 
-    /// Takes linked node `x` out of the order; its block and member stay.
-    fn unlink(&mut self, x: u32, update: &[u32; MAX_LEVEL]) {
+    /// Takes linked node `x` out of the order; its block and member stay,
+    /// `len` is left to the caller. Unless `shorten_above`, the links above
+    /// its height that pass over it keep their spans (for [`link_in`]
+    /// with `moved_from`, which settles them).
+    ///
+    /// [`link_in`]: Self::link_in
+    fn unlink(&mut self, x: u32, update: &[u32; MAX_LEVEL], shorten_above: bool) {
         for (i, &u) in update.iter().enumerate().take(self.level) {
             if self.link(u, i).fwd == x {
                 let xl = self.link(x, i);
@@ -698,7 +724,7 @@ impl SkipList {
                 ul.span -= 1;
                 ul.fwd = xl.fwd;
                 ul.fwd_score = xl.fwd_score;
-            } else {
+            } else if shorten_above {
                 self.link_mut(u, i).span -= 1;
             }
         }
@@ -712,7 +738,6 @@ impl SkipList {
         while self.level > 1 && self.fwd(HEAD, self.level - 1) == NIL {
             self.level -= 1;
         }
-        self.len -= 1;
     }
 
     /// Moves node `id` (member `member`) to score `score`. The node keeps its
@@ -732,16 +757,19 @@ impl SkipList {
             }
             return;
         }
-        self.unlink(id, &update);
+        // `len` and the spans that only pass over the node are settled in
+        // `link_in`: a move then writes no line that did not really change.
+        self.unlink(id, &update, false);
         self.pool[id as usize].fwd_score = score;
-        self.link_in(id, lvl, member);
+        self.link_in(id, lvl, member, Some(&update));
     }
 
     /// Unlinks and frees node `id` (member `member`).
     fn delete(&mut self, id: u32, member: &[u8]) {
         let update = self.predecessors(id, member);
         let lvl = self.levels_of(id, &update);
-        self.unlink(id, &update);
+        self.unlink(id, &update, true);
+        self.len -= 1;
         // Drop the member now; keep the block and the member slot for reuse.
         let slot = self.pool[id as usize].fwd;
         let empty = self.members[0].clone();
@@ -987,6 +1015,42 @@ mod tests {
         assert!(z.is_empty());
         z.insert(b"again", 1.0);
         assert_eq!(z.rank(b"again"), Some(0));
+    }
+
+    #[test]
+    fn moves_keep_ranks_and_spans() {
+        // Many score changes of existing members on a tall list, with ties:
+        // every move must leave the spans (hence ranks) exact.
+        let mut z = ZSet::new();
+        let n = 3000u64;
+        let mut scores = vec![0.0; n as usize];
+        for i in 0..n {
+            scores[i as usize] = (i % 50) as f64;
+            z.insert(format!("m{i:05}").as_bytes(), scores[i as usize]);
+        }
+        let mut x = 12345u64;
+        for _ in 0..20_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let i = (x >> 33) % n;
+            let s = ((x >> 13) % 60) as f64;
+            scores[i as usize] = s;
+            assert!(!z.insert(format!("m{i:05}").as_bytes(), s));
+        }
+        let mut want: Vec<(Vec<u8>, f64)> = (0..n)
+            .map(|i| (format!("m{i:05}").into_bytes(), scores[i as usize]))
+            .collect();
+        want.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        for (r, (m, s)) in want.iter().enumerate() {
+            assert_eq!(z.rank(m), Some(r));
+            assert_eq!(z.get_by_rank(r), Some((&m[..], *s)));
+        }
+        assert_eq!(z.len(), n as usize);
+        assert_eq!(
+            z.count_score_below(30.0, false),
+            want.iter().filter(|w| w.1 < 30.0).count()
+        );
     }
 
     #[test]
