@@ -352,8 +352,6 @@ fn restore(c: &mut Ctx, a: &Argv) {
         }
         j += 1;
     }
-    // Cairn keeps no LFU counter: FREQ is validated and accepted.
-    let _ = freq;
     let db = c.db();
     let key = a.get(1);
     if !replace && c.ks.lookup(db, key).is_some() {
@@ -399,9 +397,16 @@ fn restore(c: &mut Ctx, a: &Argv) {
         args.push(b"ABSTTL");
         c.propagate(&args);
     }
-    if let Some(idle) = idle {
+    // As in Redis, FREQ counts under an LFU policy and IDLETIME under any
+    // other; the one that does not apply is ignored.
+    let lru = if cairn_storage::access::lfu_mode() {
+        freq.map(|f| cairn_storage::access::with_counter(f as u8))
+    } else {
+        idle.map(|i| cairn_storage::access::idle_since(i.max(0) as u64))
+    };
+    if let Some(lru) = lru {
         if let Some(e) = c.ks.lookup(db, key) {
-            e.lru = cairn_storage::access::idle_since(idle.max(0) as u64);
+            e.lru = lru;
         }
     }
     c.notify(event::GENERIC, "restore", key);

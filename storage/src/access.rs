@@ -94,6 +94,11 @@ pub fn idle_seconds(field: u32) -> u64 {
     idle_ticks(field) * CLOCK_MS / 1000
 }
 
+/// The field value of a key whose LFU counter is `counter` now (RESTORE FREQ).
+pub fn with_counter(counter: u8) -> u32 {
+    (lfu_minutes() << 8) | counter as u32
+}
+
 /// The access counter after decay, without recording an access (OBJECT FREQ).
 pub fn lfu_decayed(field: u32) -> u32 {
     let counter = field & 0xff;

@@ -254,6 +254,9 @@ pub struct Keyspace {
     shards: Box<[Mutex<Shard>]>,
     /// Shards whose part of the running snapshot is not finished yet.
     snapshot_shards_left: AtomicUsize,
+    /// Every shard below this index has finished its part of the snapshot,
+    /// so a walker step does not lock the finished ones again.
+    snapshot_cursor: AtomicUsize,
     /// Bumped by every begin and abort, so a walker notices an abort.
     snapshot_generation: AtomicU64,
     snapshot_running: AtomicBool,
@@ -284,6 +287,7 @@ impl Keyspace {
         Keyspace {
             shards,
             snapshot_shards_left: AtomicUsize::new(0),
+            snapshot_cursor: AtomicUsize::new(0),
             snapshot_generation: AtomicU64::new(0),
             snapshot_running: AtomicBool::new(false),
             next_deadline,
@@ -351,6 +355,7 @@ impl Keyspace {
             }
         }
         self.snapshot_shards_left.store(left, Ordering::Release);
+        self.snapshot_cursor.store(0, Ordering::Release);
         let generation = self.snapshot_generation.fetch_add(1, Ordering::AcqRel) + 1;
         let mut sizes = vec![(0, 0); self.db_count];
         for g in guards.iter() {
@@ -371,13 +376,15 @@ impl Keyspace {
         if self.snapshot_generation.load(Ordering::Acquire) != generation {
             return SnapshotProgress::Aborted;
         }
-        for (i, shard) in self.shards.iter().enumerate() {
-            let _ = i;
+        let first = self.snapshot_cursor.load(Ordering::Acquire);
+        for (i, shard) in self.shards.iter().enumerate().skip(first) {
             let mut s = shard.lock();
             if self.snapshot_generation.load(Ordering::Acquire) != generation {
                 return SnapshotProgress::Aborted;
             }
             if s.snap.is_none() {
+                // Finished, and so is every shard before it.
+                self.snapshot_cursor.fetch_max(i + 1, Ordering::AcqRel);
                 continue;
             }
             if s.emit_pending(budget) {
