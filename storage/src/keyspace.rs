@@ -250,6 +250,37 @@ pub enum SnapshotProgress {
     Aborted,
 }
 
+/// Tries before a command waiting for a shard parks its thread (at most some
+/// tens of microseconds of `pause`); CAIRN_LOCK_SPIN overrides.
+const SHARD_SPIN_TRIES: u32 = 500;
+
+fn shard_spin_tries() -> u32 {
+    static T: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *T.get_or_init(|| {
+        std::env::var("CAIRN_LOCK_SPIN")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(SHARD_SPIN_TRIES)
+    })
+}
+
+/// Locks a shard for a command. Commands hold a shard for microseconds, so
+/// when the other core holds it (two connections on one hot key) it is
+/// cheaper to spin for it than to park: a futex sleep and wake-up cost more
+/// than the wait. Measured, ZRANK on one 200k-member zset at -P 16 -c 50:
+/// voluntary context switches per request 0.01-0.02 -> 0.001, Cairn/Redis
+/// 0.78-0.90 -> 0.97-1.04 (one client thread).
+#[inline]
+fn lock_shard(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    for _ in 0..shard_spin_tries() {
+        if let Some(g) = m.try_lock() {
+            return g;
+        }
+        std::hint::spin_loop();
+    }
+    m.lock()
+}
+
 pub struct Keyspace {
     shards: Box<[Mutex<Shard>]>,
     /// Shards whose part of the running snapshot is not finished yet.
@@ -419,7 +450,7 @@ impl Keyspace {
             0 => Locked::new(self, Guards::Many(Vec::new()), now_ms),
             1 => Locked::new(
                 self,
-                Guards::One(idx[0], self.shards[idx[0]].lock()),
+                Guards::One(idx[0], lock_shard(&self.shards[idx[0]])),
                 now_ms,
             ),
             _ => {
@@ -427,7 +458,7 @@ impl Keyspace {
                 idx.dedup();
                 let guards = idx
                     .into_iter()
-                    .map(|i| (i, self.shards[i].lock()))
+                    .map(|i| (i, lock_shard(&self.shards[i])))
                     .collect();
                 Locked::new(self, Guards::Many(guards), now_ms)
             }
@@ -437,7 +468,7 @@ impl Keyspace {
     /// Locks one key's shard: the fast path of single-key commands.
     pub fn lock_key(&self, key: &[u8], now_ms: u64) -> Locked<'_> {
         let i = shard_of(key);
-        Locked::new(self, Guards::One(i, self.shards[i].lock()), now_ms)
+        Locked::new(self, Guards::One(i, lock_shard(&self.shards[i])), now_ms)
     }
 
     pub fn lock_all(&self, now_ms: u64) -> Locked<'_> {
