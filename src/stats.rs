@@ -9,20 +9,47 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+/// One thread's counters. Only that thread adds to them, so an add is a
+/// plain load and store rather than a locked read-modify-write (four of
+/// those per command were about 3% of a pipelined GET). Readers take the
+/// value minus the baseline of the last CONFIG RESETSTAT: a reset moves the
+/// baseline instead of zeroing the counter, which the owner's next add
+/// could otherwise undo.
 struct CmdCounters {
     calls: Box<[AtomicU64]>,
     usec: Box<[AtomicU64]>,
     keyspace_hits: AtomicU64,
     keyspace_misses: AtomicU64,
+    /// Values at the last reset, written under `all_blocks`' lock.
+    base_calls: Box<[AtomicU64]>,
+    base_usec: Box<[AtomicU64]>,
+    base_hits: AtomicU64,
+    base_misses: AtomicU64,
 }
 
 fn new_counters(n: usize) -> Arc<CmdCounters> {
+    let zeros = || (0..n).map(|_| AtomicU64::new(0)).collect();
     Arc::new(CmdCounters {
-        calls: (0..n).map(|_| AtomicU64::new(0)).collect(),
-        usec: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        calls: zeros(),
+        usec: zeros(),
         keyspace_hits: AtomicU64::new(0),
         keyspace_misses: AtomicU64::new(0),
+        base_calls: zeros(),
+        base_usec: zeros(),
+        base_hits: AtomicU64::new(0),
+        base_misses: AtomicU64::new(0),
     })
+}
+
+/// Adds to a counter only the calling thread writes.
+#[inline]
+fn add_own(c: &AtomicU64, n: u64) {
+    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+/// A counter's value since the last reset.
+fn since_reset(c: &AtomicU64, base: &AtomicU64) -> u64 {
+    c.load(Relaxed).wrapping_sub(base.load(Relaxed))
 }
 
 /// Stripes of a [`StripedCounter`]; threads pick one in turn.
@@ -133,8 +160,8 @@ pub struct Stats {
 impl Stats {
     pub fn record_call(&self, cmd_index: usize, elapsed: Duration) {
         with_local(|c| {
-            c.calls[cmd_index].fetch_add(1, Relaxed);
-            c.usec[cmd_index].fetch_add(elapsed.as_micros() as u64, Relaxed);
+            add_own(&c.calls[cmd_index], 1);
+            add_own(&c.usec[cmd_index], elapsed.as_micros() as u64);
         });
     }
 
@@ -144,8 +171,8 @@ impl Stats {
             return;
         }
         with_local(|c| {
-            c.keyspace_hits.fetch_add(hits as u64, Relaxed);
-            c.keyspace_misses.fetch_add(misses as u64, Relaxed);
+            add_own(&c.keyspace_hits, hits as u64);
+            add_own(&c.keyspace_misses, misses as u64);
         });
     }
 
@@ -153,8 +180,8 @@ impl Stats {
     pub fn keyspace_lookups(&self) -> (u64, u64) {
         all_blocks().lock().iter().fold((0, 0), |(h, m), b| {
             (
-                h + b.keyspace_hits.load(Relaxed),
-                m + b.keyspace_misses.load(Relaxed),
+                h + since_reset(&b.keyspace_hits, &b.base_hits),
+                m + since_reset(&b.keyspace_misses, &b.base_misses),
             )
         })
     }
@@ -165,8 +192,8 @@ impl Stats {
         let mut out = vec![(0, 0); n];
         for b in all_blocks().lock().iter() {
             for (i, o) in out.iter_mut().enumerate() {
-                o.0 += b.calls[i].load(Relaxed);
-                o.1 += b.usec[i].load(Relaxed);
+                o.0 += since_reset(&b.calls[i], &b.base_calls[i]);
+                o.1 += since_reset(&b.usec[i], &b.base_usec[i]);
             }
         }
         out
@@ -177,12 +204,16 @@ impl Stats {
     }
 
     pub fn reset(&self) {
+        let move_base = |c: &AtomicU64, base: &AtomicU64| base.store(c.load(Relaxed), Relaxed);
         for b in all_blocks().lock().iter() {
-            for a in b.calls.iter().chain(b.usec.iter()) {
-                a.store(0, Relaxed);
+            for (c, base) in b.calls.iter().zip(b.base_calls.iter()) {
+                move_base(c, base);
             }
-            b.keyspace_hits.store(0, Relaxed);
-            b.keyspace_misses.store(0, Relaxed);
+            for (c, base) in b.usec.iter().zip(b.base_usec.iter()) {
+                move_base(c, base);
+            }
+            move_base(&b.keyspace_hits, &b.base_hits);
+            move_base(&b.keyspace_misses, &b.base_misses);
         }
         for a in [
             &self.total_connections_received,

@@ -213,6 +213,20 @@ fn config_resetstat_clears_counters() {
     assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]).render(), "+OK");
     let cs = c.cmd(&["INFO", "commandstats"]).bulk_text();
     assert!(!cs.contains("cmdstat_get:"), "{cs}");
+    assert_eq!(
+        info_field(&c.cmd(&["INFO", "stats"]).bulk_text(), "keyspace_misses"),
+        "0"
+    );
+    // Counting resumes from the reset.
+    for _ in 0..2 {
+        c.cmd(&["GET", "missing"]);
+    }
+    let cs = c.cmd(&["INFO", "commandstats"]).bulk_text();
+    assert!(cs.contains("cmdstat_get:calls=2,"), "{cs}");
+    assert_eq!(
+        info_field(&c.cmd(&["INFO", "stats"]).bulk_text(), "keyspace_misses"),
+        "2"
+    );
 }
 
 #[test]
