@@ -28,6 +28,22 @@ fn info_field(con: &mut Connection, field: &str) -> String {
         .to_string()
 }
 
+/// Runs the binary with the AOF on over `dir` (plus `extra`) until it exits
+/// by itself, as it must when it refuses the files there: (status, stdout).
+fn start_expecting_exit(dir: &Path, extra: &[&str]) -> (std::process::ExitStatus, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["--port", &common::free_port().to_string(), "--dir"])
+        .arg(dir)
+        .args(["--appendonly", "yes"])
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !f() {
@@ -278,14 +294,8 @@ fn torn_tail_is_truncated_or_refused_by_aof_load_truncated() {
     for cut in (start..full.len()).step_by(17) {
         restore(cut);
         // aof-load-truncated no: refuses to start, names the file.
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(["--port", &common::free_port().to_string(), "--dir"])
-            .arg(dir.path())
-            .args(["--appendonly", "yes", "--aof-load-truncated", "no"])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(!out.status.success(), "cut {cut}: must refuse");
+        let (status, stdout) = start_expecting_exit(dir.path(), &["--aof-load-truncated", "no"]);
+        assert!(!status.success(), "cut {cut}: must refuse");
         assert!(stdout.contains("append only file"), "cut {cut}: {stdout}");
         // yes (default): truncates to the last verified batch and starts.
         restore(cut);
@@ -326,15 +336,9 @@ fn flipped_byte_in_the_middle_of_the_aof_refuses_to_start() {
         .0;
     bytes[pos] ^= 0x20;
     std::fs::write(&path, &bytes).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["--port", &common::free_port().to_string(), "--dir"])
-        .arg(dir.path())
-        .args(["--appendonly", "yes"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (status, stdout) = start_expecting_exit(dir.path(), &[]);
     assert!(
-        !out.status.success(),
+        !status.success(),
         "a checksum mismatch must refuse to start"
     );
     assert!(stdout.contains("checksum mismatch"), "{stdout}");
@@ -361,14 +365,8 @@ fn malformed_records_in_the_aof_refuse_to_start_without_a_panic() {
         )
         .unwrap();
         std::fs::write(adir.join("appendonly.aof.1.incr.aof"), record).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(["--port", &common::free_port().to_string(), "--dir"])
-            .arg(dir.path())
-            .args(["--appendonly", "yes"])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(1), "{record:?}: {stdout}");
+        let (status, stdout) = start_expecting_exit(dir.path(), &[]);
+        assert_eq!(status.code(), Some(1), "{record:?}: {stdout}");
         assert!(stdout.contains(reason), "{record:?}: {stdout}");
     }
 }
