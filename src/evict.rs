@@ -351,9 +351,9 @@ fn pick(srv: &Server, policy: Policy, pool: &mut Pool) -> Option<(usize, Key)> {
         // Scored under the shard lock; only keys that enter the pool are copied.
         sample_some_shard(srv, samples, volatile, |db, k, e| {
             let score = if lfu {
-                255 - access::lfu_decayed(e.lru) as u64
+                255 - access::lfu_decayed(e.lru.get()) as u64
             } else {
-                access::idle_ticks(e.lru)
+                access::idle_ticks(e.lru.get())
             };
             pool_offer(pool, score, db, k)
         });

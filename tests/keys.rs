@@ -300,6 +300,27 @@ fn lazy_expiry_on_access() {
     assert_eq!(c.cmd(&["DBSIZE"]).render(), ":0");
     let info = c.cmd(&["INFO", "stats"]).bulk_text();
     assert!(info.contains("expired_keys:1\r\n"), "{info}");
+    // Read-only commands that share their key's shard with other readers
+    // must still delete an expired key, as GET did above.
+    let reads: [(&[&str], &[&str], &str); 4] = [
+        (&["ZADD", "z", "1", "m"], &["ZRANK", "z", "m"], "nil"),
+        (&["HSET", "h", "f", "v"], &["HGET", "h", "f"], "nil"),
+        (&["SADD", "s", "m"], &["SISMEMBER", "s", "m"], ":0"),
+        (&["RPUSH", "l", "a"], &["LRANGE", "l", "0", "-1"], "[]"),
+    ];
+    for (i, (create, read, absent)) in reads.iter().enumerate() {
+        c.cmd(create);
+        assert_eq!(c.cmd(&["PEXPIRE", create[1], "50"]).render(), ":1");
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(c.cmd(&["DBSIZE"]).render(), ":1", "{read:?}");
+        assert_eq!(c.cmd(read).render(), *absent, "{read:?}");
+        assert_eq!(c.cmd(&["DBSIZE"]).render(), ":0", "{read:?}");
+        let info = c.cmd(&["INFO", "stats"]).bulk_text();
+        assert!(
+            info.contains(&format!("expired_keys:{}\r\n", i + 2)),
+            "{info}"
+        );
+    }
 }
 
 #[test]

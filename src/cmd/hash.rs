@@ -16,12 +16,33 @@ pub const COMMANDS: &[Command] = &[
     Command::new("hset", -4, WRITE | DENYOOM | FAST, K1, "hash", hset),
     Command::new("hmset", -4, WRITE | DENYOOM | FAST, K1, "hash", hmset),
     Command::new("hsetnx", 4, WRITE | DENYOOM | FAST, K1, "hash", hsetnx),
-    Command::new("hget", 3, READONLY | FAST, K1, "hash", hget),
-    Command::new("hmget", -3, READONLY | FAST, K1, "hash", hmget),
+    Command::new("hget", 3, READONLY | FAST | SHARED_READ, K1, "hash", hget),
+    Command::new(
+        "hmget",
+        -3,
+        READONLY | FAST | SHARED_READ,
+        K1,
+        "hash",
+        hmget,
+    ),
     Command::new("hdel", -3, WRITE | FAST, K1, "hash", hdel),
-    Command::new("hlen", 2, READONLY | FAST, K1, "hash", hlen),
-    Command::new("hstrlen", 3, READONLY | FAST, K1, "hash", hstrlen),
-    Command::new("hexists", 3, READONLY | FAST, K1, "hash", hexists),
+    Command::new("hlen", 2, READONLY | FAST | SHARED_READ, K1, "hash", hlen),
+    Command::new(
+        "hstrlen",
+        3,
+        READONLY | FAST | SHARED_READ,
+        K1,
+        "hash",
+        hstrlen,
+    ),
+    Command::new(
+        "hexists",
+        3,
+        READONLY | FAST | SHARED_READ,
+        K1,
+        "hash",
+        hexists,
+    ),
     Command::new("hgetall", 2, READONLY, K1, "hash", hgetall),
     Command::new("hkeys", 2, READONLY, K1, "hash", hkeys),
     Command::new("hvals", 2, READONLY, K1, "hash", hvals),
@@ -143,7 +164,7 @@ fn hsetnx(c: &mut Ctx, a: &Argv) {
 }
 
 fn hget(c: &mut Ctx, a: &Argv) {
-    match read_hash(&mut c.ks, c.out, c.client.db, a.get(1)) {
+    match read_typed(&mut c.ks, c.out, c.client.db, a.get(1), Value::as_hash) {
         Ok(Some(h)) => match h.get(a.get(2)) {
             Some(v) => c.out.bulk(v),
             None => c.out.null(),
@@ -154,13 +175,8 @@ fn hget(c: &mut Ctx, a: &Argv) {
 }
 
 fn hmget(c: &mut Ctx, a: &Argv) {
-    let db = c.db();
-    let hash = match c.ks.lookup(db, a.get(1)) {
-        None => None,
-        Some(e) => match &e.value {
-            Value::Hash(h) => Some(h),
-            _ => return c.out.error(WRONGTYPE),
-        },
+    let Ok(hash) = read_typed(&mut c.ks, c.out, c.client.db, a.get(1), Value::as_hash) else {
+        return;
     };
     c.out.array(a.len() - 2);
     for f in a.iter().skip(2) {
@@ -193,7 +209,7 @@ fn hdel(c: &mut Ctx, a: &Argv) {
 }
 
 fn hlen(c: &mut Ctx, a: &Argv) {
-    match read_hash(&mut c.ks, c.out, c.client.db, a.get(1)) {
+    match read_typed(&mut c.ks, c.out, c.client.db, a.get(1), Value::as_hash) {
         Ok(Some(h)) => {
             let n = h.len();
             c.out.int(n as i64)
@@ -204,7 +220,7 @@ fn hlen(c: &mut Ctx, a: &Argv) {
 }
 
 fn hstrlen(c: &mut Ctx, a: &Argv) {
-    match read_hash(&mut c.ks, c.out, c.client.db, a.get(1)) {
+    match read_typed(&mut c.ks, c.out, c.client.db, a.get(1), Value::as_hash) {
         Ok(Some(h)) => {
             let n = h.get(a.get(2)).map_or(0, |v| v.len());
             c.out.int(n as i64)
@@ -215,7 +231,7 @@ fn hstrlen(c: &mut Ctx, a: &Argv) {
 }
 
 fn hexists(c: &mut Ctx, a: &Argv) {
-    match read_hash(&mut c.ks, c.out, c.client.db, a.get(1)) {
+    match read_typed(&mut c.ks, c.out, c.client.db, a.get(1), Value::as_hash) {
         Ok(Some(h)) => {
             let n = h.contains(a.get(2));
             c.out.int(n as i64)

@@ -390,7 +390,7 @@ fn object(c: &mut Ctx, a: &Argv) {
                 .is_some_and(|n| (0..SHARED_INTEGERS).contains(&n)),
             _ => false,
         };
-        (enc, e.lru, small_int)
+        (enc, e.lru.get(), small_int)
     }) else {
         return c.out.null();
     };

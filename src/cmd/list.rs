@@ -18,9 +18,9 @@ pub const COMMANDS: &[Command] = &[
     Command::new("rpushx", -3, WRITE | DENYOOM | FAST, K1, "list", rpushx),
     Command::new("lpop", -2, WRITE | FAST, K1, "list", lpop),
     Command::new("rpop", -2, WRITE | FAST, K1, "list", rpop),
-    Command::new("llen", 2, READONLY | FAST, K1, "list", llen),
-    Command::new("lrange", 4, READONLY, K1, "list", lrange),
-    Command::new("lindex", 3, READONLY, K1, "list", lindex),
+    Command::new("llen", 2, READONLY | FAST | SHARED_READ, K1, "list", llen),
+    Command::new("lrange", 4, READONLY | SHARED_READ, K1, "list", lrange),
+    Command::new("lindex", 3, READONLY | SHARED_READ, K1, "list", lindex),
     Command::new("lset", 4, WRITE | DENYOOM, K1, "list", lset),
     Command::new("linsert", 5, WRITE | DENYOOM, K1, "list", linsert),
     Command::new("lrem", 4, WRITE, K1, "list", lrem),
@@ -320,8 +320,8 @@ fn rpop(c: &mut Ctx, a: &Argv) {
 
 fn llen(c: &mut Ctx, a: &Argv) {
     let db = c.db();
-    match list_at(&mut c.ks, db, a.get(1)) {
-        Err(()) => c.wrongtype(),
+    match read_typed(&mut c.ks, c.out, db, a.get(1), Value::as_list) {
+        Err(()) => {}
         Ok(None) => c.out.int(0),
         Ok(Some(l)) => c.out.int(l.len() as i64),
     }
@@ -347,8 +347,8 @@ fn lrange(c: &mut Ctx, a: &Argv) {
         return c.error(NOT_INT);
     };
     let db = c.db();
-    match list_at(&mut c.ks, db, a.get(1)) {
-        Err(()) => c.wrongtype(),
+    match read_typed(&mut c.ks, c.out, db, a.get(1), Value::as_list) {
+        Err(()) => {}
         Ok(None) => c.out.array(0),
         Ok(Some(l)) => match norm_range(start, end, l.len()) {
             None => c.out.array(0),
@@ -372,8 +372,8 @@ fn lindex(c: &mut Ctx, a: &Argv) {
         return c.error(NOT_INT);
     };
     let db = c.db();
-    match list_at(&mut c.ks, db, a.get(1)) {
-        Err(()) => c.wrongtype(),
+    match read_typed(&mut c.ks, c.out, db, a.get(1), Value::as_list) {
+        Err(()) => {}
         Ok(None) => c.out.null(),
         Ok(Some(l)) => match index_of(i, l.len()).and_then(|i| l.get(i)) {
             Some(v) => c.out.bulk(v),

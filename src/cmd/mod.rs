@@ -58,6 +58,10 @@ pub const ALLOW_BUSY: u32 = 1 << 13;
 pub const SUBSCRIBED_OK: u32 = 1 << 14;
 /// Not a write, but propagated to replicas (PUBLISH): held by CLIENT PAUSE WRITE.
 pub const MAY_REPLICATE: u32 = 1 << 15;
+/// Cairn's own: the command reads its one key only through
+/// `Ctx::read_typed`, so it may run holding the key's shard shared with
+/// other readers (not shown by COMMAND INFO).
+pub const SHARED_READ: u32 = 1 << 16;
 
 pub const FLAG_NAMES: &[(u32, &str)] = &[
     (WRITE, "write"),
@@ -498,6 +502,30 @@ fn runs_inside_multi(name: &str) -> bool {
     )
 }
 
+/// The value at `key` for a command that only reads it, as `pick` (one of
+/// `Value::as_*`) sees it: None when the key is missing, Err after writing
+/// WRONGTYPE. Such commands may run holding the key's shard shared (flag
+/// [`SHARED_READ`], see `Locked::lookup_read`).
+#[allow(clippy::result_unit_err)]
+pub fn read_typed<'k, T: ?Sized>(
+    ks: &'k mut Locked,
+    out: &mut Reply,
+    db: usize,
+    key: &[u8],
+    pick: impl FnOnce(&Value) -> Option<&T>,
+) -> Result<Option<&'k T>, ()> {
+    match ks.lookup_read(db, key) {
+        None => Ok(None),
+        Some(e) => match pick(&e.value) {
+            Some(v) => Ok(Some(v)),
+            None => {
+                out.error(WRONGTYPE);
+                Err(())
+            }
+        },
+    }
+}
+
 /// Until when CLIENT PAUSE holds this command back, if it does. Commands that
 /// fail their arity check and commands being queued by MULTI are never held;
 /// EXEC is held as a write when it has a write queued.
@@ -690,7 +718,12 @@ pub fn run(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize, argv:
         cmd.subcommand(argv).unwrap_or(usize::MAX),
         std::sync::atomic::Ordering::Relaxed,
     );
-    let mut ks = lock_for(srv, cmd, argv, now);
+    let shared = if cmd.has(SHARED_READ) {
+        srv.ks.lock_key_shared(client.db, argv.get(1), now)
+    } else {
+        None
+    };
+    let mut ks = shared.unwrap_or_else(|| lock_for(srv, cmd, argv, now));
     ks.track_created = srv.notifies(event::NEW);
     ks.keep_expired = srv.pause.current().is_some();
     let mut ctx = Ctx::new(srv, client, out, ks, idx);

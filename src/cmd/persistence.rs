@@ -406,7 +406,7 @@ fn restore(c: &mut Ctx, a: &Argv) {
     };
     if let Some(lru) = lru {
         if let Some(e) = c.ks.lookup(db, key) {
-            e.lru = lru;
+            e.lru.set(lru);
         }
     }
     c.notify(event::GENERIC, "restore", key);

@@ -788,7 +788,7 @@ fn debug(c: &mut Ctx, a: &Argv) {
                     let s = format!(
                         "Value at:0x0 refcount:1 encoding:{} serializedlength:0 lru:{} lru_seconds_idle:0",
                         e.value.encoding(),
-                        e.lru
+                        e.lru.get()
                     );
                     c.out.simple(&s);
                 }

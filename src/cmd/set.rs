@@ -15,9 +15,23 @@ pub const COMMANDS: &[Command] = &[
     Command::new("sadd", -3, WRITE | DENYOOM | FAST, K1, "set", sadd),
     Command::new("srem", -3, WRITE | FAST, K1, "set", srem),
     Command::new("smembers", 2, READONLY, K1, "set", smembers),
-    Command::new("sismember", 3, READONLY | FAST, K1, "set", sismember),
-    Command::new("smismember", -3, READONLY | FAST, K1, "set", smismember),
-    Command::new("scard", 2, READONLY | FAST, K1, "set", scard),
+    Command::new(
+        "sismember",
+        3,
+        READONLY | FAST | SHARED_READ,
+        K1,
+        "set",
+        sismember,
+    ),
+    Command::new(
+        "smismember",
+        -3,
+        READONLY | FAST | SHARED_READ,
+        K1,
+        "set",
+        smismember,
+    ),
+    Command::new("scard", 2, READONLY | FAST | SHARED_READ, K1, "set", scard),
     Command::new("spop", -2, WRITE | FAST, K1, "set", spop),
     Command::new("srandmember", -2, READONLY, K1, "set", srandmember),
     Command::new(
@@ -158,7 +172,7 @@ fn smembers(c: &mut Ctx, a: &Argv) {
 
 fn sismember(c: &mut Ctx, a: &Argv) {
     let db = c.db();
-    if let Ok(s) = read_set(&mut c.ks, c.out, db, a.get(1)) {
+    if let Ok(s) = read_typed(&mut c.ks, c.out, db, a.get(1), Value::as_set) {
         let found = s.is_some_and(|s| s.contains(a.get(2)));
         c.out.int(found as i64)
     }
@@ -166,7 +180,7 @@ fn sismember(c: &mut Ctx, a: &Argv) {
 
 fn smismember(c: &mut Ctx, a: &Argv) {
     let db = c.db();
-    if let Ok(s) = read_set(&mut c.ks, c.out, db, a.get(1)) {
+    if let Ok(s) = read_typed(&mut c.ks, c.out, db, a.get(1), Value::as_set) {
         c.out.array(a.len() - 2);
         for m in a.iter().skip(2) {
             let found = s.as_ref().is_some_and(|s| s.contains(m));
@@ -177,7 +191,7 @@ fn smismember(c: &mut Ctx, a: &Argv) {
 
 fn scard(c: &mut Ctx, a: &Argv) {
     let db = c.db();
-    if let Ok(s) = read_set(&mut c.ks, c.out, db, a.get(1)) {
+    if let Ok(s) = read_typed(&mut c.ks, c.out, db, a.get(1), Value::as_set) {
         let n = s.map_or(0, |s| s.len());
         c.out.int(n as i64)
     }

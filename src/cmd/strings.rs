@@ -8,7 +8,7 @@ use crate::resp::Argv;
 const K1: KeySpec = KeySpec::Range(1, 1, 1);
 
 pub const COMMANDS: &[Command] = &[
-    Command::new("get", 2, READONLY | FAST, K1, "string", get),
+    Command::new("get", 2, READONLY | FAST | SHARED_READ, K1, "string", get),
     Command::new("set", -3, WRITE | DENYOOM, K1, "string", set),
     Command::new("setnx", 3, WRITE | DENYOOM | FAST, K1, "string", setnx),
     Command::new("setex", 4, WRITE | DENYOOM, K1, "string", setex),
@@ -41,7 +41,14 @@ pub const COMMANDS: &[Command] = &[
         msetnx,
     ),
     Command::new("append", 3, WRITE | DENYOOM | FAST, K1, "string", append),
-    Command::new("strlen", 2, READONLY | FAST, K1, "string", strlen),
+    Command::new(
+        "strlen",
+        2,
+        READONLY | FAST | SHARED_READ,
+        K1,
+        "string",
+        strlen,
+    ),
     Command::new("setrange", 4, WRITE | DENYOOM, K1, "string", setrange),
     Command::new("getrange", 4, READONLY, K1, "string", getrange),
     Command::new("substr", 4, READONLY, K1, "string", getrange),
@@ -71,13 +78,10 @@ pub fn check_string_length(c: &mut Ctx, len: u64) -> bool {
 }
 
 fn get(c: &mut Ctx, a: &Argv) {
-    let db = c.db();
-    match c.ks.lookup(db, a.get(1)) {
-        Some(e) => match &e.value {
-            Value::Str(s) => c.out.bulk(s),
-            _ => c.out.error(WRONGTYPE),
-        },
-        None => c.out.null(),
+    match read_typed(&mut c.ks, c.out, c.client.db, a.get(1), Value::as_str) {
+        Ok(Some(s)) => c.out.bulk(s),
+        Ok(None) => c.out.null(),
+        Err(()) => {}
     }
 }
 
@@ -437,7 +441,7 @@ fn append(c: &mut Ctx, a: &Argv) {
 }
 
 fn strlen(c: &mut Ctx, a: &Argv) {
-    match c.get_str(a.get(1)) {
+    match read_typed(&mut c.ks, c.out, c.client.db, a.get(1), Value::as_str) {
         Ok(Some(v)) => {
             let n = v.len() as i64;
             c.out.int(n)

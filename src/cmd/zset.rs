@@ -21,14 +21,14 @@ pub const COMMANDS: &[Command] = &[
     Command::new("zadd", -4, WRITE | DENYOOM | FAST, K1, G, zadd),
     Command::new("zincrby", 4, WRITE | DENYOOM | FAST, K1, G, zincrby),
     Command::new("zrem", -3, WRITE | FAST, K1, G, zrem),
-    Command::new("zscore", 3, RF, K1, G, zscore),
-    Command::new("zmscore", -3, RF, K1, G, zmscore),
-    Command::new("zrank", 3, RF, K1, G, zrank),
-    Command::new("zrevrank", 3, RF, K1, G, zrevrank),
-    Command::new("zcard", 2, RF, K1, G, zcard),
-    Command::new("zcount", 4, RF, K1, G, zcount),
-    Command::new("zlexcount", 4, RF, K1, G, zlexcount),
-    Command::new("zrange", -4, READONLY, K1, G, zrange),
+    Command::new("zscore", 3, RF | SHARED_READ, K1, G, zscore),
+    Command::new("zmscore", -3, RF | SHARED_READ, K1, G, zmscore),
+    Command::new("zrank", 3, RF | SHARED_READ, K1, G, zrank),
+    Command::new("zrevrank", 3, RF | SHARED_READ, K1, G, zrevrank),
+    Command::new("zcard", 2, RF | SHARED_READ, K1, G, zcard),
+    Command::new("zcount", 4, RF | SHARED_READ, K1, G, zcount),
+    Command::new("zlexcount", 4, RF | SHARED_READ, K1, G, zlexcount),
+    Command::new("zrange", -4, READONLY | SHARED_READ, K1, G, zrange),
     Command::new(
         "zrangestore",
         -5,
@@ -37,11 +37,39 @@ pub const COMMANDS: &[Command] = &[
         G,
         zrangestore,
     ),
-    Command::new("zrevrange", -4, READONLY, K1, G, zrevrange),
-    Command::new("zrangebyscore", -4, READONLY, K1, G, zrangebyscore),
-    Command::new("zrevrangebyscore", -4, READONLY, K1, G, zrevrangebyscore),
-    Command::new("zrangebylex", -4, READONLY, K1, G, zrangebylex),
-    Command::new("zrevrangebylex", -4, READONLY, K1, G, zrevrangebylex),
+    Command::new("zrevrange", -4, READONLY | SHARED_READ, K1, G, zrevrange),
+    Command::new(
+        "zrangebyscore",
+        -4,
+        READONLY | SHARED_READ,
+        K1,
+        G,
+        zrangebyscore,
+    ),
+    Command::new(
+        "zrevrangebyscore",
+        -4,
+        READONLY | SHARED_READ,
+        K1,
+        G,
+        zrevrangebyscore,
+    ),
+    Command::new(
+        "zrangebylex",
+        -4,
+        READONLY | SHARED_READ,
+        K1,
+        G,
+        zrangebylex,
+    ),
+    Command::new(
+        "zrevrangebylex",
+        -4,
+        READONLY | SHARED_READ,
+        K1,
+        G,
+        zrevrangebylex,
+    ),
     Command::new("zremrangebyscore", 4, WRITE, K1, G, zremrangebyscore),
     Command::new("zremrangebyrank", 4, WRITE, K1, G, zremrangebyrank),
     Command::new("zremrangebylex", 4, WRITE, K1, G, zremrangebylex),
@@ -493,8 +521,8 @@ fn zrem(c: &mut Ctx, a: &Argv) {
 
 fn zscore(c: &mut Ctx, a: &Argv) {
     let db = c.db();
-    match zset_at(&mut c.ks, db, a.get(1)) {
-        Err(()) => c.wrongtype(),
+    match read_typed(&mut c.ks, c.out, db, a.get(1), Value::as_zset) {
+        Err(()) => {}
         Ok(z) => match z.and_then(|z| z.score(a.get(2))) {
             Some(s) => c.out.double(s),
             None => c.out.null(),
@@ -504,8 +532,8 @@ fn zscore(c: &mut Ctx, a: &Argv) {
 
 fn zmscore(c: &mut Ctx, a: &Argv) {
     let db = c.db();
-    match zset_at(&mut c.ks, db, a.get(1)) {
-        Err(()) => c.wrongtype(),
+    match read_typed(&mut c.ks, c.out, db, a.get(1), Value::as_zset) {
+        Err(()) => {}
         Ok(z) => {
             c.out.array(a.len() - 2);
             for m in a.iter().skip(2) {
@@ -520,8 +548,8 @@ fn zmscore(c: &mut Ctx, a: &Argv) {
 
 fn rank_generic(c: &mut Ctx, a: &Argv, rev: bool) {
     let db = c.db();
-    match zset_at(&mut c.ks, db, a.get(1)) {
-        Err(()) => c.wrongtype(),
+    match read_typed(&mut c.ks, c.out, db, a.get(1), Value::as_zset) {
+        Err(()) => {}
         Ok(z) => match z.and_then(|z| z.rank(a.get(2)).map(|r| (r, z.len()))) {
             Some((r, len)) => c.out.int(if rev { len - 1 - r } else { r } as i64),
             None => c.out.null(),
@@ -538,8 +566,8 @@ fn zrevrank(c: &mut Ctx, a: &Argv) {
 
 fn zcard(c: &mut Ctx, a: &Argv) {
     let db = c.db();
-    match zset_at(&mut c.ks, db, a.get(1)) {
-        Err(()) => c.wrongtype(),
+    match read_typed(&mut c.ks, c.out, db, a.get(1), Value::as_zset) {
+        Err(()) => {}
         Ok(z) => c.out.int(z.map_or(0, |z| z.len()) as i64),
     }
 }
@@ -549,8 +577,8 @@ fn zcount(c: &mut Ctx, a: &Argv) {
         return c.error(NOT_FLOAT_RANGE);
     };
     let db = c.db();
-    match zset_at(&mut c.ks, db, a.get(1)) {
-        Err(()) => c.wrongtype(),
+    match read_typed(&mut c.ks, c.out, db, a.get(1), Value::as_zset) {
+        Err(()) => {}
         Ok(z) => c.out.int(z.map_or(0, |z| {
             let (s, e) = r.ranks(z);
             e - s
@@ -563,8 +591,8 @@ fn zlexcount(c: &mut Ctx, a: &Argv) {
         return c.error(NOT_LEX_RANGE);
     };
     let db = c.db();
-    match zset_at(&mut c.ks, db, a.get(1)) {
-        Err(()) => c.wrongtype(),
+    match read_typed(&mut c.ks, c.out, db, a.get(1), Value::as_zset) {
+        Err(()) => {}
         Ok(z) => c.out.int(z.map_or(0, |z| {
             let (s, e) = r.ranks(z);
             e - s
@@ -741,8 +769,8 @@ fn range_reply(c: &mut Ctx, a: &Argv, kind: RangeType, rev: Option<bool>) {
         return;
     };
     let db = c.db();
-    let z = match zset_at(&mut c.ks, db, a.get(1)) {
-        Err(()) => return c.wrongtype(),
+    let z = match read_typed(&mut c.ks, c.out, db, a.get(1), Value::as_zset) {
+        Err(()) => return,
         Ok(None) => return c.out.array(0),
         Ok(Some(z)) => z,
     };

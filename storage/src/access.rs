@@ -68,19 +68,49 @@ pub fn initial() -> u32 {
     }
 }
 
+/// An entry's access field (see the module comment). Atomic so a read that
+/// holds its shard shared can still record an access; relaxed loads and
+/// stores compile to plain moves, and a racing LFU increment may be lost,
+/// which the counter (a logarithmic estimate) tolerates.
+#[derive(Debug, Default)]
+pub struct Lru(AtomicU32);
+
+impl Lru {
+    pub fn new(field: u32) -> Self {
+        Lru(AtomicU32::new(field))
+    }
+
+    #[inline]
+    pub fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub fn set(&self, field: u32) {
+        self.0.store(field, Ordering::Relaxed)
+    }
+}
+
+impl Clone for Lru {
+    fn clone(&self) -> Self {
+        Lru::new(self.get())
+    }
+}
+
 /// Records an access in `field`.
 #[inline]
-pub fn touch(field: &mut u32) {
+pub fn touch(field: &Lru) {
+    let old = field.get();
     let now = if lfu_mode() {
-        (lfu_minutes() << 8) | lfu_log_incr(lfu_decayed(*field))
+        (lfu_minutes() << 8) | lfu_log_incr(lfu_decayed(old))
     } else {
         clock()
     };
     // Stored only when it changes (the clock moves every 10 ms): a hot key
     // read from both I/O threads would otherwise have its entry's cache line
     // dirtied, and stolen from the other core, on every read.
-    if *field != now {
-        *field = now;
+    if old != now {
+        field.set(now);
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::dict::{hash_bytes, Dict, Prefetch};
 use crate::snapshot::{DbProgress, ShardSnapshot, SnapshotSink};
@@ -79,7 +79,7 @@ pub struct Entry {
     /// Absolute deadline in ms since the epoch; 0 means no expiry.
     expire_at_ms: u64,
     /// Last access (LRU) or access frequency (LFU): see access.rs.
-    pub lru: u32,
+    pub lru: crate::access::Lru,
     /// The string was edited in place (APPEND, SETRANGE, SETBIT): Redis
     /// leaves such a string raw-encoded whatever it holds, and OBJECT
     /// ENCODING says so until the value is replaced.
@@ -91,7 +91,7 @@ impl Entry {
         Entry {
             value,
             expire_at_ms: 0,
-            lru: crate::access::initial(),
+            lru: crate::access::Lru::new(crate::access::initial()),
             raw_string: false,
         }
     }
@@ -271,18 +271,30 @@ fn shard_spin_tries() -> u32 {
 /// voluntary context switches per request 0.01-0.02 -> 0.001, Cairn/Redis
 /// 0.78-0.90 -> 0.97-1.04 (one client thread).
 #[inline]
-fn lock_shard(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+fn lock_shard(m: &RwLock<Shard>) -> RwLockWriteGuard<'_, Shard> {
     for _ in 0..shard_spin_tries() {
-        if let Some(g) = m.try_lock() {
+        if let Some(g) = m.try_write() {
             return g;
         }
         std::hint::spin_loop();
     }
-    m.lock()
+    m.write()
+}
+
+/// [`lock_shard`] for a command that only reads: readers share the shard.
+#[inline]
+fn lock_shard_shared(m: &RwLock<Shard>) -> RwLockReadGuard<'_, Shard> {
+    for _ in 0..shard_spin_tries() {
+        if let Some(g) = m.try_read() {
+            return g;
+        }
+        std::hint::spin_loop();
+    }
+    m.read()
 }
 
 pub struct Keyspace {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[RwLock<Shard>]>,
     /// Shards whose part of the running snapshot is not finished yet.
     snapshot_shards_left: AtomicUsize,
     /// Every shard below this index has finished its part of the snapshot,
@@ -307,7 +319,7 @@ impl Keyspace {
         let db_count = db_count.max(1);
         let shards = (0..SHARDS)
             .map(|_| {
-                Mutex::new(Shard {
+                RwLock::new(Shard {
                     dbs: (0..db_count).map(|_| DbShard::default()).collect(),
                     watched: HashMap::new(),
                     snap: None,
@@ -364,7 +376,8 @@ impl Keyspace {
         if self.snapshot_running.swap(true, Ordering::AcqRel) {
             return None;
         }
-        let mut guards: Vec<MutexGuard<'_, Shard>> = self.shards.iter().map(|s| s.lock()).collect();
+        let mut guards: Vec<RwLockWriteGuard<'_, Shard>> =
+            self.shards.iter().map(|s| s.write()).collect();
         let mut left = 0;
         for g in guards.iter_mut() {
             let mut dbs = Vec::with_capacity(self.db_count);
@@ -409,7 +422,7 @@ impl Keyspace {
         }
         let first = self.snapshot_cursor.load(Ordering::Acquire);
         for (i, shard) in self.shards.iter().enumerate().skip(first) {
-            let mut s = shard.lock();
+            let mut s = shard.write();
             if self.snapshot_generation.load(Ordering::Acquire) != generation {
                 return SnapshotProgress::Aborted;
             }
@@ -471,10 +484,31 @@ impl Keyspace {
         Locked::new(self, Guards::One(i, lock_shard(&self.shards[i])), now_ms)
     }
 
+    /// Locks one key's shard shared, for a read-only command on that key:
+    /// reads of one hot key then run on both I/O threads at once instead of
+    /// queueing for the shard (and moving its cache lines between the
+    /// cores). None when the key has expired, since deleting it needs the
+    /// shard exclusively ([`lock_key`](Self::lock_key)).
+    pub fn lock_key_shared(&self, db: usize, key: &[u8], now_ms: u64) -> Option<Locked<'_>> {
+        let hash = hash_bytes(key);
+        let i = shard_index(hash);
+        let g = lock_shard_shared(&self.shards[i]);
+        let expired = g
+            .dbs
+            .get(db)?
+            .dict
+            .get_hashed(hash, key)
+            .is_some_and(|e| e.expire_at_ms != 0 && e.expire_at_ms <= now_ms);
+        if expired {
+            return None;
+        }
+        Some(Locked::new(self, Guards::Shared(i, g), now_ms))
+    }
+
     pub fn lock_all(&self, now_ms: u64) -> Locked<'_> {
         Locked::new(
             self,
-            Guards::All(self.shards.iter().map(|s| s.lock()).collect()),
+            Guards::All(self.shards.iter().map(|s| s.write()).collect()),
             now_ms,
         )
     }
@@ -483,7 +517,7 @@ impl Keyspace {
     pub fn counts(&self) -> Vec<(usize, usize)> {
         let mut out = vec![(0, 0); self.db_count];
         for s in self.shards.iter() {
-            let s = s.lock();
+            let s = s.read();
             for (db, d) in s.dbs.iter().enumerate() {
                 out[db].0 += d.dict.len();
                 out[db].1 += d.expires.len();
@@ -526,7 +560,7 @@ impl Keyspace {
                 return run;
             }
             let chunk = EXPIRE_CHUNK.min(max_keys - run.expired.len());
-            let mut s = self.shards[i].lock();
+            let mut s = self.shards[i].write();
             let mut taken = 0;
             for db in 0..self.db_count {
                 while taken < chunk {
@@ -567,7 +601,7 @@ impl Keyspace {
         let (mut stale, mut with_ttl) = (0, 0);
         for (i, shard) in self.shards.iter().enumerate() {
             let due = self.next_deadline[i].load(Ordering::Relaxed) <= now;
-            let s = shard.lock();
+            let s = shard.read();
             for d in s.dbs.iter() {
                 with_ttl += d.expires.len();
                 if due {
@@ -594,7 +628,7 @@ impl Keyspace {
         volatile: bool,
         mut f: impl FnMut(usize, &Key, &Entry),
     ) -> usize {
-        let s = self.shards[shard % SHARDS].lock();
+        let s = self.shards[shard % SHARDS].read();
         let mut total = 0;
         for (db, d) in s.dbs.iter().enumerate() {
             if d.dict.is_empty() || (volatile && d.expires_len() == 0) {
@@ -630,10 +664,10 @@ impl Keyspace {
     /// The `n` nearest deadlines of each database in shard `shard`, for the
     /// volatile-ttl policy.
     pub fn nearest_deadlines(&self, shard: usize, n: usize, out: &mut Vec<Sample>) {
-        let s = self.shards[shard % SHARDS].lock();
+        let s = self.shards[shard % SHARDS].read();
         for (db, d) in s.dbs.iter().enumerate() {
             for (at, key) in d.expires.iter().take(n) {
-                let lru = d.dict.get(key).map_or(0, |e| e.lru);
+                let lru = d.dict.get(key).map_or(0, |e| e.lru.get());
                 out.push(Sample {
                     db,
                     key: key.clone(),
@@ -679,10 +713,17 @@ fn touch_watchers(watched: &mut WatchRegistry, db: usize, key: &[u8], gone: bool
     }
 }
 
+/// A command that holds its shard shared called something that changes it:
+/// its table entry must not say it only reads (a bug, never client input).
+const SHARED_MUTATION: &str = "a read-only command changed a shard it holds shared";
+
 enum Guards<'a> {
-    One(usize, MutexGuard<'a, Shard>),
-    Many(Vec<(usize, MutexGuard<'a, Shard>)>),
-    All(Vec<MutexGuard<'a, Shard>>),
+    One(usize, RwLockWriteGuard<'a, Shard>),
+    Many(Vec<(usize, RwLockWriteGuard<'a, Shard>)>),
+    All(Vec<RwLockWriteGuard<'a, Shard>>),
+    /// A read-only command's one shard, shared with other readers: nothing
+    /// in it may change (see [`Keyspace::lock_key_shared`]).
+    Shared(usize, RwLockReadGuard<'a, Shard>),
 }
 
 /// The shards a command holds, with key-level operations on them.
@@ -749,6 +790,7 @@ impl<'a> Locked<'a> {
             }
             Guards::All(v) => &mut v[idx],
             Guards::One(..) => panic!("key's shard was not locked: command key spec is wrong"),
+            Guards::Shared(..) => panic!("{SHARED_MUTATION}"),
         }
     }
 
@@ -757,6 +799,7 @@ impl<'a> Locked<'a> {
             Guards::One(_, g) => vec![&mut **g],
             Guards::Many(v) => v.iter_mut().map(|(_, g)| &mut **g).collect(),
             Guards::All(v) => v.iter_mut().map(|g| &mut **g).collect(),
+            Guards::Shared(..) => panic!("{SHARED_MUTATION}"),
         }
     }
 
@@ -803,6 +846,38 @@ impl<'a> Locked<'a> {
     /// Looks a key up, deleting it first if its deadline has passed.
     pub fn lookup(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
         self.lookup_touching(db, key, true)
+    }
+
+    /// Looks a key up for reading: [`lookup`](Self::lookup) when the shard is
+    /// held exclusively; under a shared lock (see
+    /// [`Keyspace::lock_key_shared`]) an expired key reads as absent and is
+    /// left for the expiry cycle or the next writer to delete.
+    pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Option<&Entry> {
+        if !matches!(self.guards, Guards::Shared(..)) {
+            return self.lookup_touching(db, key, true).map(|e| &*e);
+        }
+        let Guards::Shared(held, g) = &self.guards else {
+            unreachable!()
+        };
+        let hash = hash_bytes(key);
+        assert_eq!(
+            *held,
+            shard_index(hash),
+            "key's shard was not locked: command key spec is wrong"
+        );
+        let live =
+            |e: &&Entry| self.no_expire || e.expire_at_ms == 0 || e.expire_at_ms > self.now_ms;
+        match g.dbs[db].dict.get_hashed(hash, key).filter(live) {
+            Some(e) => {
+                self.hits += 1;
+                crate::access::touch(&e.lru);
+                Some(e)
+            }
+            None => {
+                self.misses += 1;
+                None
+            }
+        }
     }
 
     /// Like [`lookup`](Self::lookup) but leaves the access time alone
@@ -853,7 +928,7 @@ impl<'a> Locked<'a> {
         let shard = self.shard(idx);
         let e = shard.dbs[db].dict.get_mut_hashed(hash, key)?;
         if touch {
-            crate::access::touch(&mut e.lru);
+            crate::access::touch(&e.lru);
         }
         Some(e)
     }
@@ -896,7 +971,7 @@ impl<'a> Locked<'a> {
                 }
                 e.value = value;
                 e.raw_string = false;
-                crate::access::touch(&mut e.lru);
+                crate::access::touch(&e.lru);
                 if !keep_ttl && e.expire_at_ms != 0 {
                     let at = std::mem::replace(&mut e.expire_at_ms, 0);
                     d.expires.remove(&(at, k.clone()));
@@ -963,7 +1038,7 @@ impl<'a> Locked<'a> {
         touch_watchers(watched, db, &key, false);
         let mut e = Entry::new(value);
         if let Some(lru) = lru {
-            e.lru = lru;
+            e.lru.set(lru);
         }
         let deadline = expire_at_ms.map(|at| at.max(1));
         if let Some(at) = deadline {
@@ -1250,6 +1325,40 @@ mod tests {
         assert!(l.lookup(0, b"a").is_none());
         assert_eq!(l.expired.len(), 1);
         assert_eq!(l.db_expires_len(0), 0);
+    }
+
+    #[test]
+    fn readers_share_a_shard_and_leave_expired_keys_to_an_exclusive_lock() {
+        let ks = Keyspace::new(1);
+        {
+            let mut l = ks.lock_keys([b"a", b"b"], 1000);
+            l.set(0, b"a", s("1"));
+            l.set(0, b"b", s("2"));
+            assert!(l.set_expire(0, b"b", 1500));
+        }
+        // Two readers of one key hold its shard at the same time; a writer
+        // cannot get it meanwhile.
+        let mut r1 = ks.lock_key_shared(0, b"a", 1200).expect("live key");
+        let mut r2 = ks.lock_key_shared(0, b"a", 1200).expect("live key");
+        let shard = &ks.shards[shard_of(b"a")];
+        assert!(shard.try_write().is_none());
+        assert!(
+            matches!(r1.lookup_read(0, b"a").map(|e| &e.value), Some(Value::Str(v)) if &v[..] == b"1")
+        );
+        assert!(r2.lookup_read(0, b"a").is_some());
+        assert_eq!((r1.hits, r2.hits), (1, 1));
+        drop((r1, r2));
+        let mut r = ks.lock_key_shared(0, b"missing", 1200).expect("no key");
+        assert!(r.lookup_read(0, b"missing").is_none());
+        assert_eq!(r.misses, 1);
+        drop(r);
+        assert!(shard.try_write().is_some());
+        // An expired key needs deleting: no shared lock for it, and the
+        // exclusive path deletes it as a lookup always has.
+        assert!(ks.lock_key_shared(0, b"b", 1500).is_none());
+        let mut l = ks.lock_key(b"b", 1500);
+        assert!(l.lookup_read(0, b"b").is_none());
+        assert_eq!(l.expired.len(), 1);
     }
 
     #[test]

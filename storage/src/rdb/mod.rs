@@ -143,7 +143,8 @@ pub fn install(snap: Snapshot, ks: &mut Locked) -> InstallStats {
         ks.insert_entry(k.db, &k.key, k.value, k.expire_at_ms);
         if let Some(idle) = k.idle_secs {
             if let Some(e) = ks.lookup(k.db, &k.key) {
-                e.lru = lru_clock().saturating_sub(idle.min(u32::MAX as u64) as u32);
+                e.lru
+                    .set(lru_clock().saturating_sub(idle.min(u32::MAX as u64) as u32));
             }
         }
         stats.loaded += 1;
