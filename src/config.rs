@@ -448,6 +448,10 @@ impl Default for Config {
         for p in PARAMS {
             values.insert(p.name, p.default.to_string());
         }
+        // One event loop per core unless told otherwise (CONFIG GET shows
+        // the count the server runs with).
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get().min(128));
+        values.insert("io-threads", cores.to_string());
         Config { values, file: None }
     }
 }

@@ -53,14 +53,12 @@ fn main() -> ExitCode {
         cairn::alloc::single_arena();
     }
     raise_open_files_limit(config.get_i64("maxclients") as u64);
+    // io-threads sets the number of event loops (default: one per core);
+    // CAIRN_WORKERS overrides it, for benchmarks.
     let workers = std::env::var("CAIRN_WORKERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        });
+        .unwrap_or_else(|| config.get_i64("io-threads").max(1) as usize);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .on_thread_park(cairn::server::spin_before_park)

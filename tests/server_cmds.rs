@@ -533,3 +533,29 @@ fn digest_of_infinite_scores_matches_redis() {
     p.same(&["DEBUG", "DIGEST-VALUE", "z"]);
     p.same(&["DEBUG", "DIGEST"]);
 }
+
+/// Names of the server's threads, from /proc.
+fn thread_names(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn io_threads_sets_the_number_of_event_loops() {
+    for (n, extra_loops) in [("1", 0), ("3", 2)] {
+        let s = common::Server::cairn(&["--io-threads", n]);
+        // Connections are handed out round-robin: every loop serves one.
+        let mut conns: Vec<Raw> = (0..4).map(|_| Raw::connect(s.port)).collect();
+        for c in conns.iter_mut() {
+            assert_eq!(c.cmd(&["PING"]).render(), "+PONG");
+        }
+        let got = conns[0].cmd(&["CONFIG", "GET", "io-threads"]).render();
+        assert_eq!(got, format!("[\"io-threads\", \"{n}\"]"));
+        let names = thread_names(s.pid().expect("pid"));
+        let loops = names.iter().filter(|t| t.starts_with("cairn-io-")).count();
+        assert_eq!(loops, extra_loops, "io-threads {n}: threads {names:?}");
+    }
+}
