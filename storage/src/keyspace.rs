@@ -264,33 +264,33 @@ fn shard_spin_tries() -> u32 {
     })
 }
 
-/// Locks a shard for a command. Commands hold a shard for microseconds, so
-/// when the other core holds it (two connections on one hot key) it is
-/// cheaper to spin for it than to park: a futex sleep and wake-up cost more
-/// than the wait. Measured, ZRANK on one 200k-member zset at -P 16 -c 50:
-/// voluntary context switches per request 0.01-0.02 -> 0.001, Cairn/Redis
-/// 0.78-0.90 -> 0.97-1.04 (one client thread).
+/// Takes a shard lock for a command. Commands hold a shard for
+/// microseconds, so when the other core holds it (two connections on one hot
+/// key) it is cheaper to spin for it than to park: a futex sleep and wake-up
+/// cost more than the wait. Measured, ZRANK on one 200k-member zset at -P 16
+/// -c 50: voluntary context switches per request 0.01-0.02 -> 0.001,
+/// Cairn/Redis 0.78-0.90 -> 0.97-1.04 (one client thread).
 #[inline]
-fn lock_shard(m: &RwLock<Shard>) -> RwLockWriteGuard<'_, Shard> {
+fn spin_then_block<G>(try_lock: impl Fn() -> Option<G>, block: impl FnOnce() -> G) -> G {
     for _ in 0..shard_spin_tries() {
-        if let Some(g) = m.try_write() {
+        if let Some(g) = try_lock() {
             return g;
         }
         std::hint::spin_loop();
     }
-    m.write()
+    block()
 }
 
-/// [`lock_shard`] for a command that only reads: readers share the shard.
+/// Locks a shard exclusively (see [`spin_then_block`]).
+#[inline]
+fn lock_shard(m: &RwLock<Shard>) -> RwLockWriteGuard<'_, Shard> {
+    spin_then_block(|| m.try_write(), || m.write())
+}
+
+/// Locks a shard for a command that only reads: readers share it.
 #[inline]
 fn lock_shard_shared(m: &RwLock<Shard>) -> RwLockReadGuard<'_, Shard> {
-    for _ in 0..shard_spin_tries() {
-        if let Some(g) = m.try_read() {
-            return g;
-        }
-        std::hint::spin_loop();
-    }
-    m.read()
+    spin_then_block(|| m.try_read(), || m.read())
 }
 
 pub struct Keyspace {
