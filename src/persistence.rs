@@ -36,9 +36,9 @@ const SNAPSHOT_DRAIN_BYTES: usize = 256 * 1024;
 /// snapshot's memory bound when the low-priority writer gets little CPU.
 const SNAPSHOT_QUEUE_LIMIT: usize = 4 * SNAPSHOT_DRAIN_BYTES;
 
-/// How much nicer than the server the snapshot writer's thread runs. It
-/// competes with the I/O threads for the cores; at +10 the scheduler gives a
-/// client-serving thread about ten times its share.
+/// How much nicer than the server a snapshot's walker and writer threads
+/// run. They compete with the I/O threads for the cores; at +10 the
+/// scheduler gives a client-serving thread about ten times their share.
 const BACKGROUND_NICE_DELTA: i32 = 10;
 
 /// Starts a background job (BGSAVE, AOF rewrite) on a thread of its own,

@@ -58,9 +58,9 @@ pub const ALLOW_BUSY: u32 = 1 << 13;
 pub const SUBSCRIBED_OK: u32 = 1 << 14;
 /// Not a write, but propagated to replicas (PUBLISH): held by CLIENT PAUSE WRITE.
 pub const MAY_REPLICATE: u32 = 1 << 15;
-/// Cairn's own: the command reads its one key only through
-/// `Ctx::read_typed`, so it may run holding the key's shard shared with
-/// other readers (not shown by COMMAND INFO).
+/// Cairn's own: the command reads its one key only through [`read_typed`],
+/// so it may run holding the key's shard shared with other readers (not
+/// shown by COMMAND INFO).
 pub const SHARED_READ: u32 = 1 << 16;
 
 pub const FLAG_NAMES: &[(u32, &str)] = &[
