@@ -441,3 +441,61 @@ fn keys_and_exists_ignore_expired_keys() {
         "[\"0\", [\"here\"]]"
     );
 }
+
+/// Readers that share a hot key's shard (GET, HGET, ZRANK, LRANGE, ...) run
+/// against writers that change, expire and delete the same keys: every
+/// reply must be one a Redis client could get, and the server must neither
+/// stall nor drop a connection.
+#[test]
+fn shared_reads_under_concurrent_writes_and_expiry() {
+    let s = common::Server::cairn(&[]);
+    let port = s.port;
+    let until = Instant::now() + Duration::from_millis(1500);
+    let writer = move |id: usize| {
+        std::thread::spawn(move || {
+            let mut c = Raw::connect(port);
+            let mut n = 0u64;
+            while Instant::now() < until {
+                let v = format!("{id}-{n}");
+                c.cmd(&["SET", "s", &v, "PX", "2"]);
+                c.cmd(&["HSET", "h", "f", &v]);
+                c.cmd(&["ZADD", "z", &n.to_string(), "m"]);
+                c.cmd(&["RPUSH", "l", &v]);
+                c.cmd(&["LTRIM", "l", "-3", "-1"]);
+                if n % 7 == 0 {
+                    c.cmd(&["DEL", "h", "z"]);
+                    c.cmd(&["PEXPIRE", "l", "1"]);
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    let reader = move || {
+        std::thread::spawn(move || {
+            let mut c = Raw::connect(port);
+            let mut n = 0u64;
+            while Instant::now() < until {
+                for (args, ok) in [
+                    (&["GET", "s"][..], &["nil", "\""][..]),
+                    (&["HGET", "h", "f"][..], &["nil", "\""][..]),
+                    (&["ZRANK", "z", "m"][..], &["nil", ":0"][..]),
+                    (&["ZSCORE", "z", "m"][..], &["nil", "\""][..]),
+                    (&["LRANGE", "l", "0", "-1"][..], &["["][..]),
+                    (&["SISMEMBER", "nosuch", "x"][..], &[":0"][..]),
+                ] {
+                    let r = c.cmd(args).render();
+                    assert!(ok.iter().any(|p| r.starts_with(p)), "{args:?} -> {r}");
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    let threads = vec![writer(1), writer(2), reader(), reader()];
+    for t in threads {
+        assert!(t.join().expect("client thread") > 0);
+    }
+    let mut c = Raw::connect(port);
+    assert_eq!(c.cmd(&["PING"]).render(), "+PONG");
+}
