@@ -462,7 +462,7 @@ fn shared_reads_under_concurrent_writes_and_expiry() {
                 c.cmd(&["ZADD", "z", &n.to_string(), "m"]);
                 c.cmd(&["RPUSH", "l", &v]);
                 c.cmd(&["LTRIM", "l", "-3", "-1"]);
-                if n % 7 == 0 {
+                if n.is_multiple_of(7) {
                     c.cmd(&["DEL", "h", "z"]);
                     c.cmd(&["PEXPIRE", "l", "1"]);
                 }
