@@ -195,7 +195,7 @@ impl Shard {
         if walker {
             s.sink.walked_bucket(db, &mut dict.bucket_iter(b));
         } else {
-            s.sink.bucket(db, &mut dict.bucket_iter(b));
+            s.sink.touched_bucket(db, &mut dict.bucket_iter(b));
         }
         let p = &mut s.dbs[db];
         p.mark(b);

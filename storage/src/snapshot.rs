@@ -35,6 +35,14 @@ pub trait SnapshotSink: Send + Sync {
         self.bucket(db, entries)
     }
 
+    /// A bucket a command (or the expiry cycle) is about to change, serialized
+    /// first on that thread under its shard lock: a sink should keep this
+    /// cheap, since the client waits for it. By default, the same as
+    /// [`bucket`](Self::bucket).
+    fn touched_bucket(&self, db: usize, entries: &mut dyn Iterator<Item = (&Key, &Entry)>) {
+        self.bucket(db, entries)
+    }
+
     /// At T, before any bucket: (keys, keys with a TTL) per database, so a
     /// format that has size hints (RDB's RESIZEDB) can write them.
     fn at_instant(&self, _sizes: &[(usize, usize)]) {}

@@ -145,6 +145,26 @@ impl SnapshotSink for RdbSink {
     }
 
     fn bucket(&self, db: usize, entries: &mut dyn Iterator<Item = (&Key, &Entry)>) {
+        self.encode_bucket(db, entries, self.opts.compression)
+    }
+
+    /// Without LZF: the client whose write touched the bucket waits for this.
+    /// Measured on 2M 100-byte strings under a full-speed writer, GET p99
+    /// during the save over p99 without it: 1.52-2.00 uncompressed, 1.98-2.80
+    /// compressed (three runs each); LZF was 10% of the I/O threads' time.
+    /// The file grows by the touched strings' compression savings.
+    fn touched_bucket(&self, db: usize, entries: &mut dyn Iterator<Item = (&Key, &Entry)>) {
+        self.encode_bucket(db, entries, false)
+    }
+}
+
+impl RdbSink {
+    fn encode_bucket(
+        &self,
+        db: usize,
+        entries: &mut dyn Iterator<Item = (&Key, &Entry)>,
+        compress: bool,
+    ) {
         // Encode outside the queue's lock: every thread that preserves a
         // bucket (the walker, any I/O thread) appends here, and a walker
         // preempted while encoding must not hold them all up.
@@ -154,7 +174,7 @@ impl SnapshotSink for RdbSink {
             out.clear();
             let mut error = None;
             for (k, e) in entries {
-                if let Err(err) = put_entry(out, scratch, k, e, self.opts.compression) {
+                if let Err(err) = put_entry(out, scratch, k, e, compress) {
                     error.get_or_insert_with(|| {
                         format!("key '{}': {err}", String::from_utf8_lossy(k))
                     });
