@@ -777,6 +777,17 @@ fn load_into_refuses_damage_and_keeps_nothing() {
     assert_eq!(contents(&busy), before);
 }
 
+/// Walks snapshot `generation` to its end; the file `sink` wrote.
+fn finish_snapshot(ks: &Keyspace, sink: &RdbSink, generation: u64) -> Vec<u8> {
+    while ks.snapshot_step(generation, 64) == crate::keyspace::SnapshotProgress::More {}
+    let fs = crate::fs::SimFs::new(1);
+    let path = std::path::Path::new("/snap.rdb");
+    let file: std::sync::Arc<dyn crate::fs::FsFile> =
+        std::sync::Arc::from(fs.create(path).unwrap());
+    sink.finish(&file).unwrap();
+    fs.read(path).unwrap()
+}
+
 /// A fork-free snapshot's file starts with RESIZEDB for each database with
 /// keys (so loaders size their tables once) and loads back whole.
 #[test]
@@ -789,13 +800,7 @@ fn snapshot_file_carries_resizedb_hints() {
     let want = contents(&ks);
     let sink = std::sync::Arc::new(RdbSink::new(1000, SaveOptions::default()));
     let generation = ks.begin_snapshot(sink.clone(), || {}).unwrap();
-    while ks.snapshot_step(generation, 64) == crate::keyspace::SnapshotProgress::More {}
-    let fs = crate::fs::SimFs::new(1);
-    let path = std::path::Path::new("/snap.rdb");
-    let file: std::sync::Arc<dyn crate::fs::FsFile> =
-        std::sync::Arc::from(fs.create(path).unwrap());
-    sink.finish(&file).unwrap();
-    let buf = fs.read(path).unwrap();
+    let buf = finish_snapshot(&ks, &sink, generation);
     let counts = ks.counts();
     let mut hints = Vec::new();
     parse_records(
@@ -838,13 +843,7 @@ fn touched_buckets_are_written_uncompressed() {
     let generation = ks.begin_snapshot(sink.clone(), || {}).unwrap();
     ks.lock_key(b"touched", 1000)
         .set(0, b"touched", Value::from_bytes(b"new"));
-    while ks.snapshot_step(generation, 64) == crate::keyspace::SnapshotProgress::More {}
-    let fs = crate::fs::SimFs::new(1);
-    let path = std::path::Path::new("/snap.rdb");
-    let file: std::sync::Arc<dyn crate::fs::FsFile> =
-        std::sync::Arc::from(fs.create(path).unwrap());
-    sink.finish(&file).unwrap();
-    let buf = fs.read(path).unwrap();
+    let buf = finish_snapshot(&ks, &sink, generation);
     // The raw 100 bytes appear once: the touched key's value at T. The
     // walked key's identical value went through LZF.
     let raw = buf.windows(old.len()).filter(|w| *w == &old[..]).count();
