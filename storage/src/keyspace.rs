@@ -493,12 +493,15 @@ impl Keyspace {
         let hash = hash_bytes(key);
         let i = shard_index(hash);
         let g = lock_shard_shared(&self.shards[i]);
-        let expired = g
-            .dbs
-            .get(db)?
-            .dict
-            .get_hashed(hash, key)
-            .is_some_and(|e| e.expire_at_ms != 0 && e.expire_at_ms <= now_ms);
+        let dict = &g.dbs.get(db)?.dict;
+        // The shard's earliest deadline is a lower bound kept under its lock:
+        // before it no key can have expired, and the handler's own lookup is
+        // the only one.
+        let may_have_expired = self.next_deadline[i].load(Ordering::Relaxed) <= now_ms;
+        let expired = may_have_expired
+            && dict
+                .get_hashed(hash, key)
+                .is_some_and(|e| e.expire_at_ms != 0 && e.expire_at_ms <= now_ms);
         if expired {
             return None;
         }
