@@ -891,3 +891,25 @@ pub fn run_replay(srv: &Server, client: &mut Client, out: &mut Reply, idx: usize
     (cmd.handler)(&mut ctx, argv);
     finish(ctx, argv);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `run` locks argv[1]'s shard shared for these commands: each must read
+    /// exactly that one key and write nothing.
+    #[test]
+    fn shared_reads_are_read_only_commands_on_their_first_argument() {
+        let shared: Vec<&Command> = table()
+            .commands
+            .iter()
+            .copied()
+            .filter(|c| c.has(SHARED_READ))
+            .collect();
+        assert!(shared.iter().any(|c| c.name == "get"));
+        for c in shared {
+            assert!(c.has(READONLY) && !c.has(WRITE), "{}", c.name);
+            assert!(matches!(c.keys, KeySpec::Range(1, 1, 1)), "{}", c.name);
+        }
+    }
+}
