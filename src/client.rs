@@ -273,6 +273,8 @@ pub struct Client {
     pub is_local: bool,
     /// Log position the pending replies must wait for (appendfsync always).
     pub wait_lsn: Option<u64>,
+    /// Records were appended to the AOF since the connection last looked.
+    pub appended: bool,
     pub reply_mode: ReplyMode,
     /// SYNC (false) or PSYNC (true) asked for a snapshot: the connection
     /// streams it once the pending replies are written.
@@ -300,6 +302,7 @@ impl Client {
             patterns: Default::default(),
             is_local,
             wait_lsn: None,
+            appended: false,
             reply_mode: ReplyMode::On,
             sync_requested: None,
             acl_user: None,

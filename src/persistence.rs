@@ -437,6 +437,14 @@ impl Persistence {
         Ok(())
     }
 
+    /// The AOF is on with `appendfsync always`: every write waits for an fsync.
+    pub fn fsync_always(&self) -> bool {
+        self.aof
+            .read()
+            .as_ref()
+            .is_some_and(|l| l.policy() == FsyncPolicy::Always)
+    }
+
     pub fn aof_on(&self) -> bool {
         self.aof_on.load(Ordering::Acquire)
     }

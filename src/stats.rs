@@ -138,6 +138,9 @@ fn with_local(f: impl FnOnce(&CmdCounters)) {
 pub struct Stats {
     pub total_connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
+    /// Connections handed from one event loop to another (Cairn only; see
+    /// `Connection::migration_target`).
+    pub connections_moved: AtomicU64,
     pub expired_keys: AtomicU64,
     /// f64 bits of the last measured percentage (see Server::measure_stale_expired).
     pub expired_stale_perc: AtomicU64,
@@ -218,6 +221,7 @@ impl Stats {
         for a in [
             &self.total_connections_received,
             &self.rejected_connections,
+            &self.connections_moved,
             &self.expired_keys,
             &self.evicted_keys,
             &self.net_input_bytes,

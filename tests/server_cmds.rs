@@ -543,6 +543,75 @@ fn thread_names(pid: u32) -> Vec<String> {
         .collect()
 }
 
+/// Under appendfsync always a connection that writes moves to event loop 0
+/// between two commands, carrying its session and any half-received command;
+/// readers, and writers under the other policies, stay where accepted.
+#[test]
+fn writers_move_to_one_event_loop_under_appendfsync_always() {
+    let s = common::Server::cairn(&[
+        "--io-threads",
+        "2",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+    ]);
+    let moved = |c: &mut Raw| {
+        let info = c.cmd(&["INFO", "stats"]).bulk_text();
+        info_field(&info, "io_connections_moved")
+            .parse::<u64>()
+            .unwrap()
+    };
+    // Accepted round-robin: connections 0 and 2 on loop 1, 1 and 3 on loop 0.
+    let mut conns: Vec<Raw> = (0..4).map(|_| Raw::connect(s.port)).collect();
+    for c in conns.iter_mut() {
+        assert_eq!(c.cmd(&["PING"]).render(), "+PONG");
+    }
+    // Connection 2 only reads: it stays.
+    assert_eq!(conns[2].cmd(&["GET", "nothing"]).render(), "nil");
+    assert_eq!(moved(&mut conns[2]), 0);
+    for (i, c) in conns.iter_mut().enumerate() {
+        let id = c.cmd(&["CLIENT", "ID"]).render();
+        assert_eq!(c.cmd(&["SELECT", "3"]).render(), "+OK");
+        assert_eq!(
+            c.cmd(&["CLIENT", "SETNAME", &format!("w{i}")]).render(),
+            "+OK"
+        );
+        // A write and the first half of the next command in one packet: the
+        // connection moves with the half in its buffer.
+        let mut bytes = compare::encode(&[b"SET", format!("k{i}").as_bytes(), b"v1"]);
+        let next = compare::encode(&[b"INCR", b"counter"]);
+        bytes.extend_from_slice(&next[..7]);
+        c.send_bytes(&bytes);
+        assert_eq!(c.read().render(), "+OK");
+        std::thread::sleep(Duration::from_millis(50));
+        c.send_bytes(&next[7..]);
+        assert!(matches!(c.read(), Resp::Int(_)));
+        // The session came along: database, name, id, MULTI.
+        assert_eq!(c.cmd(&["GET", &format!("k{i}")]).render(), "\"v1\"");
+        assert_eq!(c.cmd(&["CLIENT", "GETNAME"]).render(), format!("\"w{i}\""));
+        assert_eq!(c.cmd(&["CLIENT", "ID"]).render(), id);
+        assert_eq!(c.cmd(&["MULTI"]).render(), "+OK");
+        assert_eq!(c.cmd(&["INCR", "counter"]).render(), "+QUEUED");
+        assert!(matches!(c.cmd(&["EXEC"]), Resp::Array(_)));
+    }
+    assert_eq!(conns[0].cmd(&["GET", "counter"]).render(), "\"8\"");
+    // The two writers accepted on loop 1 moved, once each.
+    assert_eq!(moved(&mut conns[0]), 2);
+    // Other policies spread writers over the loops and leave them there.
+    assert_eq!(
+        conns[0]
+            .cmd(&["CONFIG", "SET", "appendfsync", "everysec"])
+            .render(),
+        "+OK"
+    );
+    let mut c = [Raw::connect(s.port), Raw::connect(s.port)];
+    for c in c.iter_mut() {
+        assert_eq!(c.cmd(&["SET", "x", "1"]).render(), "+OK");
+    }
+    assert_eq!(moved(&mut conns[0]), 2);
+}
+
 #[test]
 fn io_threads_sets_the_number_of_event_loops() {
     for (n, extra_loops) in [("1", 0), ("3", 2)] {

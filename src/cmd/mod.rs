@@ -759,6 +759,7 @@ pub fn finish(ctx: Ctx, argv: &Argv) {
         let logs_self =
             dirty > 0 && cmd.has(WRITE) && propagated.is_empty() && !in_exec && !no_propagate;
         let wait = if logs_self || !propagated.is_empty() || !ks.expired.is_empty() {
+            client.appended = true;
             let db = client.db;
             let expired = &ks.expired;
             srv.propagate(|w| {
