@@ -37,9 +37,12 @@ const SNAPSHOT_DRAIN_BYTES: usize = 256 * 1024;
 const SNAPSHOT_QUEUE_LIMIT: usize = 4 * SNAPSHOT_DRAIN_BYTES;
 
 /// How much nicer than the server a snapshot's walker and writer threads
-/// run. They compete with the I/O threads for the cores; at +10 the
-/// scheduler gives a client-serving thread about ten times their share.
-const BACKGROUND_NICE_DELTA: i32 = 10;
+/// run (the most there is): they compete with the I/O threads for the
+/// cores, and every bit of CPU they get during a busy save shows in the
+/// clients' tail. Measured on 2M keys under a full-speed writer, eight runs
+/// each: GET p99 during the save over p99 without it, median 1.72 at +19
+/// against 2.17 at +10; saves took 3.1-4.6 s against 2.8-4.3 s.
+const BACKGROUND_NICE_DELTA: i32 = 19;
 
 /// Starts a background job (BGSAVE, AOF rewrite) on a thread of its own,
 /// whose snapshot walk and writer run at a lower priority (see
