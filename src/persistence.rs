@@ -816,6 +816,13 @@ fn rewrite(srv: &Arc<Server>) -> Result<(), String> {
         *p.manifest.lock() = Some(m.clone());
         manifest = m;
     }
+    // The old file is fsynced before any record goes to the new one, by the
+    // first client to commit after the switch: fsync it here first, so that
+    // little is left for that client (a failure poisons the log, which the
+    // switch below then replaces).
+    if let Some(log) = p.log().filter(|l| !l.is_failed()) {
+        let _ = log.sync_in_background();
+    }
     // 2. The new base is written from a snapshot taken at instant T; at T the
     //    log switches to the new incremental file.
     let preamble = srv.config.read().get_bool("aof-use-rdb-preamble");
