@@ -480,7 +480,7 @@ impl AofLog {
             let mut st = self.state.lock();
             let pending =
                 st.segments.len() > 1 || st.segments.front().is_some_and(|s| !s.data.is_empty());
-            if !pending && !st.shutdown && !self.fsync_due(&w) {
+            if !pending && !st.shutdown && !self.fsync_due(&w, self.policy()) {
                 drop(w);
                 self.wake.wait_for(&mut st, Duration::from_millis(100));
                 continue;
@@ -498,9 +498,9 @@ impl AofLog {
     }
 
     /// The flusher has an fsync to start now.
-    fn fsync_due(&self, w: &Writer) -> bool {
+    fn fsync_due(&self, w: &Writer, policy: FsyncPolicy) -> bool {
         w.unsynced.is_some()
-            && match self.policy() {
+            && match policy {
                 FsyncPolicy::Always => true,
                 _ if self.sync_requested.load(Ordering::Acquire) => {
                     !self.fsync_in_flight.load(Ordering::Acquire)
@@ -582,13 +582,9 @@ impl AofLog {
         }
         let policy = self.policy();
         let sync_here = closes_segment || policy == FsyncPolicy::Always;
-        let requested =
-            policy != FsyncPolicy::Always && self.sync_requested.load(Ordering::Acquire);
-        let sync_behind = to_fsync.is_some()
-            && (requested
-                || policy == FsyncPolicy::EverySec
-                    && w.last_sync.elapsed() >= Duration::from_secs(1))
-            && !self.fsync_in_flight.load(Ordering::Acquire);
+        // Under `always` the fsync runs here (`sync_here`), never behind.
+        let sync_behind =
+            to_fsync.is_some() && policy != FsyncPolicy::Always && self.fsync_due(w, policy);
         if sync_here {
             if let Some((f, lsn)) = w.unsynced.take() {
                 w.last_sync = Instant::now();
