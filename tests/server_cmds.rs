@@ -612,6 +612,84 @@ fn writers_move_to_one_event_loop_under_appendfsync_always() {
     assert_eq!(moved(&mut conns[0]), 2);
 }
 
+/// Sends `rounds` pipelines of 16 ZADDs of 100 new members each to `key`.
+fn add_members(con: &mut redis::Connection, key: &str, tag: &str, rounds: usize) {
+    for r in 0..rounds {
+        let mut pipe = redis::pipe();
+        for c in 0..16 {
+            let mut cmd = redis::cmd("ZADD");
+            cmd.arg(key);
+            for m in 0..100 {
+                cmd.arg(m).arg(format!("{tag}-{r}-{c}-{m}"));
+            }
+            pipe.add_command(cmd);
+        }
+        let added: Vec<i64> = pipe.query(con).unwrap();
+        assert_eq!(added, vec![100; 16]);
+    }
+}
+
+/// Connections whose commands keep waiting for one shard, because another
+/// event loop runs commands on the same key, move to that shard's loop and
+/// stop waiting; connections whose keys live on different shards stay where
+/// they were accepted.
+#[test]
+fn connections_contending_for_one_key_gather_on_one_event_loop() {
+    let s = common::Server::cairn(&["--io-threads", "2"]);
+    // Accepted round-robin: any two connections opened in a row are on
+    // different loops.
+    let mut admin = s.con();
+    let moved = |c: &mut redis::Connection| -> u64 {
+        let info: String = redis::cmd("INFO").arg("stats").query(c).unwrap();
+        info_field(&info, "io_connections_moved").parse().unwrap()
+    };
+    // Each writer on its own thread; the connections come back for the next
+    // round.
+    let run_pair = |pair: Vec<(redis::Connection, &'static str)>, round: usize| {
+        let threads: Vec<_> = pair
+            .into_iter()
+            .enumerate()
+            .map(|(i, (mut con, key))| {
+                std::thread::spawn(move || {
+                    add_members(&mut con, key, &format!("w{i}r{round}"), 40);
+                    (con, key)
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let shard = cairn_storage::keyspace::shard_of;
+    let (a, b) = ("zone", "ztwo");
+    assert_ne!(shard(a.as_bytes()), shard(b.as_bytes()));
+    let mut pair = vec![(s.con(), a), (s.con(), b)];
+    for round in 0..3 {
+        pair = run_pair(pair, round);
+    }
+    assert_eq!(moved(&mut admin), 0);
+
+    let hot = "zhot";
+    let mut pair = vec![(s.con(), hot), (s.con(), hot)];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut rounds = 0;
+    while moved(&mut admin) == 0 {
+        assert!(Instant::now() < deadline, "no connection moved");
+        pair = run_pair(pair, rounds);
+        rounds += 1;
+    }
+    // One of the two was already on the shard's loop; the other moved there,
+    // and on one loop they no longer wait for each other.
+    for _ in 0..3 {
+        pair = run_pair(pair, rounds);
+        rounds += 1;
+    }
+    assert_eq!(moved(&mut admin), 1);
+    let card: usize = redis::cmd("ZCARD").arg(hot).query(&mut admin).unwrap();
+    assert_eq!(card, rounds * 2 * 40 * 16 * 100);
+}
+
 #[test]
 fn io_threads_sets_the_number_of_event_loops() {
     for (n, extra_loops) in [("1", 0), ("3", 2)] {

@@ -691,6 +691,15 @@ fn flag_multi_error(client: &mut Client) {
     }
 }
 
+/// The shard of the key of a command on exactly one key (the first
+/// argument), if `argv` is one.
+pub fn single_key_shard(argv: &Argv) -> Option<usize> {
+    let table = table();
+    let cmd = table.commands[table.lookup(argv.get(0))?];
+    (matches!(cmd.keys, KeySpec::Range(1, 1, 1)) && argv.len() >= 2)
+        .then(|| cairn_storage::keyspace::shard_of(argv.get(1)))
+}
+
 /// Locks the shards `cmd` declares for `argv` (all of them for
 /// whole-keyspace commands).
 fn lock_for<'a>(srv: &'a Server, cmd: &Command, argv: &Argv, now: u64) -> Locked<'a> {

@@ -272,13 +272,36 @@ fn shard_spin_tries() -> u32 {
 /// Cairn/Redis 0.78-0.90 -> 0.97-1.04 (one client thread).
 #[inline]
 fn spin_then_block<G>(try_lock: impl Fn() -> Option<G>, block: impl FnOnce() -> G) -> G {
-    for _ in 0..shard_spin_tries() {
+    for n in 0..shard_spin_tries() {
         if let Some(g) = try_lock() {
+            if n > LONG_WAIT_TRIES {
+                SHARD_WAITS.set(SHARD_WAITS.get() + 1);
+            }
             return g;
         }
         std::hint::spin_loop();
     }
+    SHARD_WAITS.set(SHARD_WAITS.get() + 1);
     block()
+}
+
+/// Tries after which a wait for a shard counts in [`shard_waits`] (about a
+/// microsecond). Holds shorter than that (LPUSH, RPOP) are cheaper to share
+/// between two loops than to gather on one: their parsing and system calls
+/// then still run on both cores (LPUSH from two client threads: 1.45M req/s
+/// shared, 1.0-1.14M gathered). ZADD's, SADD's and HSET's are longer.
+const LONG_WAIT_TRIES: u32 = 12;
+
+thread_local! {
+    static SHARD_WAITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many times this thread has waited for a shard lock that another
+/// thread held for longer than a command's turn ([`LONG_WAIT_TRIES`]). An
+/// event loop compares it around a command to learn that another thread
+/// keeps using the command's key too.
+pub fn shard_waits() -> u64 {
+    SHARD_WAITS.get()
 }
 
 /// Locks a shard exclusively (see [`spin_then_block`]).
