@@ -285,12 +285,16 @@ fn spin_then_block<G>(try_lock: impl Fn() -> Option<G>, block: impl FnOnce() -> 
     block()
 }
 
-/// Tries after which a wait for a shard counts in [`shard_waits`] (about a
-/// microsecond). Holds shorter than that (LPUSH, RPOP) are cheaper to share
-/// between two loops than to gather on one: their parsing and system calls
-/// then still run on both cores (LPUSH from two client threads: 1.45M req/s
-/// shared, 1.0-1.14M gathered). ZADD's, SADD's and HSET's are longer.
-const LONG_WAIT_TRIES: u32 = 12;
+/// Tries after which a wait for a shard counts in [`shard_waits`] (several
+/// microseconds). Short holds (LPUSH, RPOP, SADD) are cheaper to share
+/// between two loops than to gather on one, because their parsing and
+/// system calls then still run on both cores (LPUSH from two client
+/// threads: 1.33-1.54M req/s shared, 1.0-1.14M gathered, Redis 1.25-1.42M);
+/// ZADD's are longer. Measured with redis-benchmark `-P 16 -c 50` on one
+/// key: at 64 tries ZADD's 25 connections on the other loop moved in every
+/// run, LPUSH's, RPOP's and SADD's in none, HSET's partly (5-11); at 12
+/// tries LPUSH's moved in some runs.
+const LONG_WAIT_TRIES: u32 = 64;
 
 thread_local! {
     static SHARD_WAITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
