@@ -292,8 +292,8 @@ fn spin_then_block<G>(try_lock: impl Fn() -> Option<G>, block: impl FnOnce() -> 
 /// threads: 1.33-1.54M req/s shared, 1.0-1.14M gathered, Redis 1.25-1.42M);
 /// ZADD's are longer. Measured with redis-benchmark `-P 16 -c 50` on one
 /// key: at 64 tries ZADD's 25 connections on the other loop moved in every
-/// run, LPUSH's, RPOP's and SADD's in none, HSET's partly (5-11); at 12
-/// tries LPUSH's moved in some runs.
+/// run, LPUSH's, RPOP's and SADD's in none, HSET's partly (5-11); at 9 to
+/// 24 tries LPUSH's moved in some runs.
 const LONG_WAIT_TRIES: u32 = 64;
 
 thread_local! {
