@@ -1016,12 +1016,12 @@ struct Connection<'a> {
 /// lock, and the lock and the key's data cross between the cores on every
 /// turn: on one hot sorted set the server spent 2.7-6.4 µs of CPU per ZADD,
 /// and 1.8-2.2 once its connections had gathered (redis-benchmark, `-P 16
-/// -c 50`; Redis 2.0-2.6). Each
-/// shard has a home loop (its index modulo the loop count); a connection
-/// that waited on one shard for [`HOT_WAITS`] commands of a window moves
-/// there, so the key's users gather on one core while the other loops keep
-/// serving every other key. The home is fixed, so connections never chase
-/// each other between loops.
+/// -c 50`; Redis 2.0-2.6). Each shard has a home loop (its index modulo the
+/// loop count); a connection with [`HOT_WAITS`] long waits for a shard in a
+/// window (`cairn_storage::keyspace::shard_waits`) moves to the home of the
+/// last one, so the key's users gather on one core while the other loops
+/// keep serving every other key. The home is fixed, so connections never
+/// chase each other between loops.
 #[derive(Default)]
 struct HotShard {
     commands: u32,
