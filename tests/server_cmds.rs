@@ -637,9 +637,8 @@ fn zset_rounds(con: &mut redis::Connection, key: &str, tag: &str, rounds: usize,
 }
 
 /// Connections whose commands keep waiting for one shard, because another
-/// event loop runs commands on the same key, move to that shard's loop and
-/// stop waiting; readers of one key, which share its shard, stay where they
-/// were accepted.
+/// event loop runs commands on the same key, move to that shard's loop;
+/// readers of one key, which share its shard, stay where they were accepted.
 #[test]
 fn connections_contending_for_one_key_gather_on_one_event_loop() {
     let s = common::Server::cairn(&["--io-threads", "2"]);
@@ -697,8 +696,8 @@ fn connections_contending_for_one_key_gather_on_one_event_loop() {
         pair = run_pair(pair, rounds, false);
         rounds += 1;
     }
-    // One of the two was already on the shard's loop; the other moved there,
-    // and on one loop they no longer wait for each other.
+    // One of the two was already on the shard's loop and stays there; the
+    // other moved there once and, being home, moves no more.
     for _ in 0..3 {
         pair = run_pair(pair, rounds, false);
         rounds += 1;
