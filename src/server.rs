@@ -1215,10 +1215,15 @@ impl Connection<'_> {
     fn migration_target(&mut self, client: &mut Client) -> Option<usize> {
         let wrote = std::mem::take(&mut client.appended);
         let loops = self.srv.event_loops.get().map_or(1, |l| l.len());
+        let home = self.hot.home(loops);
+        // Most batches have no candidate: only then is the policy looked up.
+        if !wrote && home.is_none() {
+            return None;
+        }
         let target = if self.srv.persistence.fsync_always() {
             wrote.then_some(0)
         } else {
-            self.hot.home(loops)
+            home
         }?;
         let movable = self.sock.plain().is_some()
             && client.blocked.is_none()
