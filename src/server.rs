@@ -143,6 +143,7 @@ pub fn format_notify_flags(f: u64) -> String {
 
 impl Server {
     pub fn new(config: Config) -> Arc<Server> {
+        crate::client::ticks::init();
         let dbs = config.get_i64("databases") as usize;
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() % 16))

@@ -221,7 +221,9 @@ impl Command {
 
 pub struct Table {
     pub commands: Vec<&'static Command>,
-    by_name: HashMap<&'static [u8], usize>,
+    /// Looked up once per command: foldhash, not SipHash (the names are
+    /// fixed, so there is no table to flood).
+    by_name: HashMap<&'static [u8], usize, foldhash::fast::FixedState>,
 }
 
 impl Table {
@@ -247,7 +249,7 @@ impl Table {
             function::COMMANDS,
         ];
         let mut commands = Vec::new();
-        let mut by_name = HashMap::new();
+        let mut by_name = HashMap::default();
         for list in lists {
             for c in list.iter() {
                 let prev = by_name.insert(c.name.as_bytes(), commands.len());
