@@ -6,7 +6,6 @@
 //! replies and per-command statistics. Handlers write their reply straight
 //! into the client's output buffer.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -221,9 +220,20 @@ impl Command {
 
 pub struct Table {
     pub commands: Vec<&'static Command>,
-    /// Looked up once per command: foldhash, not SipHash (the names are
-    /// fixed, so there is no table to flood).
-    by_name: HashMap<&'static [u8], usize, foldhash::fast::FixedState>,
+    /// Command indexes by name length and initial ([`name_slot`]): every
+    /// command looks itself up, and comparing the few names of one slot
+    /// costs less than hashing the name.
+    by_slot: Vec<Vec<usize>>,
+}
+
+/// Longest command name looked up.
+const MAX_NAME: usize = 32;
+
+/// The `by_slot` entry for a name of this length and (lowercased) initial;
+/// None for names no command can have.
+fn name_slot(len: usize, initial: u8) -> Option<usize> {
+    let letter = initial.to_ascii_lowercase().wrapping_sub(b'a');
+    (len <= MAX_NAME && letter < 26).then_some(len * 26 + letter as usize)
 }
 
 impl Table {
@@ -234,7 +244,6 @@ impl Table {
             strings::COMMANDS,
             bitops::COMMANDS,
             server::COMMANDS,
-            multi::COMMANDS,
             hash::COMMANDS,
             list::COMMANDS,
             set::COMMANDS,
@@ -248,27 +257,37 @@ impl Table {
             acl::COMMANDS,
             function::COMMANDS,
         ];
-        let mut commands = Vec::new();
-        let mut by_name = HashMap::default();
+        let mut table = Table {
+            commands: Vec::new(),
+            by_slot: vec![Vec::new(); (MAX_NAME + 1) * 26],
+        };
         for list in lists {
             for c in list.iter() {
-                let prev = by_name.insert(c.name.as_bytes(), commands.len());
-                assert!(prev.is_none(), "command {} declared twice", c.name);
-                commands.push(c);
+                assert!(
+                    table.lookup(c.name.as_bytes()).is_none(),
+                    "command {} declared twice",
+                    c.name
+                );
+                let slot = c
+                    .name
+                    .bytes()
+                    .next()
+                    .and_then(|i| name_slot(c.name.len(), i));
+                let slot =
+                    slot.unwrap_or_else(|| panic!("command name {} is not looked up", c.name));
+                table.by_slot[slot].push(table.commands.len());
+                table.commands.push(c);
             }
         }
-        Table { commands, by_name }
+        table
     }
 
     pub fn lookup(&self, name: &[u8]) -> Option<usize> {
-        let mut lower = [0u8; 32];
-        if name.len() > lower.len() {
-            return None;
-        }
-        for (d, s) in lower.iter_mut().zip(name) {
-            *d = s.to_ascii_lowercase();
-        }
-        self.by_name.get(&lower[..name.len()]).copied()
+        let slot = name_slot(name.len(), *name.first()?)?;
+        self.by_slot[slot]
+            .iter()
+            .copied()
+            .find(|&i| self.commands[i].name.as_bytes().eq_ignore_ascii_case(name))
     }
 }
 
