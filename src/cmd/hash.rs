@@ -61,10 +61,10 @@ pub const COMMANDS: &[Command] = &[
 
 /// The listpack thresholds currently configured.
 fn limits(c: &Ctx) -> HashLimits {
-    let cfg = c.srv.config.read();
+    let (max_entries, max_value) = c.srv.encoding.hash();
     HashLimits {
-        max_entries: cfg.get_i64("hash-max-listpack-entries").max(0) as usize,
-        max_value: cfg.get_i64("hash-max-listpack-value").max(0) as usize,
+        max_entries,
+        max_value,
     }
 }
 

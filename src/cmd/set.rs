@@ -82,7 +82,7 @@ pub const COMMANDS: &[Command] = &[
 
 /// The configured set-max-intset-entries.
 fn max_intset(c: &Ctx) -> usize {
-    c.srv.config.read().get_i64("set-max-intset-entries").max(0) as usize
+    c.srv.encoding.set_intset_entries()
 }
 
 /// Looks up `key` expecting a set: Ok(None) when absent, Err after a

@@ -192,11 +192,7 @@ fn limits(c: &Ctx) -> (usize, usize) {
 }
 
 fn limits_of(srv: &crate::server::Server) -> (usize, usize) {
-    let cfg = srv.config.read();
-    (
-        cfg.get_i64("zset-max-listpack-entries").max(0) as usize,
-        cfg.get_i64("zset-max-listpack-value").max(0) as usize,
-    )
+    srv.encoding.zset()
 }
 
 fn changed(c: &mut Ctx, key: &[u8], ev: &'static str, n: u64) {
