@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod acl_categories;
 pub mod alloc;
+pub mod balance;
 pub mod blocking;
 pub mod client;
 pub mod cmd;

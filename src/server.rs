@@ -81,6 +81,8 @@ pub struct Server {
     slowlog_max_len: AtomicUsize,
     /// The compact-encoding thresholds every collection write consults.
     pub encoding: EncodingLimits,
+    /// Whether connections spread over the event loops or gather on one.
+    pub balance: crate::balance::LoopBalance,
     pub active_expire_enabled: AtomicBool,
     pub persistence: crate::persistence::Persistence,
     /// For code that only has `&Server` but must start background work.
@@ -209,6 +211,7 @@ impl Server {
             slowlog_threshold_us: AtomicU64::new(0),
             slowlog_max_len: AtomicUsize::new(0),
             encoding: EncodingLimits::default(),
+            balance: Default::default(),
             active_expire_enabled: AtomicBool::new(true),
             persistence: crate::persistence::Persistence::default(),
             weak_self: std::sync::OnceLock::new(),
@@ -314,6 +317,12 @@ impl Server {
 
     pub fn notify_flags(&self) -> u64 {
         self.notify_flags.load(Ordering::Relaxed)
+    }
+
+    /// More than one event loop serves connections (INFO io_threads_active).
+    pub fn io_threads_active(&self) -> bool {
+        self.event_loops.get().is_some_and(|l| l.len() > 1)
+            && !crate::balance::LoopBalance::gathered(self.balance.state())
     }
 
     /// Whether events of `class` (a notify-keyspace-events letter) are published.
@@ -647,6 +656,7 @@ pub async fn serve(
 ) {
     tokio::spawn(cron(srv.clone()));
     start_expire_thread(srv.clone());
+    srv.balance.register_loop_thread();
     // Loop 0 is this thread: it also takes in connections moving here.
     let (tx, rx) = mpsc::unbounded_channel::<Handoff>();
     let mut loops = vec![tx];
@@ -669,6 +679,7 @@ pub async fn serve(
                     }
                 };
                 EVENT_LOOP.set(i);
+                srv.balance.register_loop_thread();
                 rt.block_on(adopt_handoffs(srv, rx));
             });
         match spawned {
@@ -688,8 +699,11 @@ pub async fn serve(
         match r {
             Ok((sock, peer)) => {
                 next = (next + 1) % (others.len() + 1);
-                if next == 0 {
-                    tokio::spawn(start_connection(srv.clone(), sock, peer, tls));
+                // Gathered: every connection starts on loop 0 and goes to
+                // the loop it was dealt when the loops spread again.
+                let gathered = crate::balance::LoopBalance::gathered(srv.balance.state());
+                if next == 0 || gathered {
+                    tokio::spawn(start_connection(srv.clone(), sock, peer, tls, next));
                 } else {
                     match sock.into_std() {
                         Ok(std_sock) => {
@@ -729,6 +743,7 @@ struct MigratingConnection {
     inbuf: Vec<u8>,
     parser: RequestParser,
     out: Reply,
+    placement: Placement,
 }
 
 /// Runs on each event loop: takes in the connections handed to it.
@@ -737,7 +752,8 @@ async fn adopt_handoffs(srv: Arc<Server>, mut rx: mpsc::UnboundedReceiver<Handof
         match handoff {
             Handoff::Accepted(sock, peer, tls) => match TcpStream::from_std(sock) {
                 Ok(sock) => {
-                    tokio::spawn(start_connection(srv.clone(), sock, peer, tls));
+                    let here = EVENT_LOOP.get();
+                    tokio::spawn(start_connection(srv.clone(), sock, peer, tls, here));
                 }
                 Err(e) => tracing::warn!("cannot adopt connection: {e}"),
             },
@@ -829,6 +845,8 @@ async fn cron(srv: Arc<Server>) {
             tokio::task::spawn_blocking(move || s.measure_stale_expired());
         }
         let total = srv.stats.total_commands();
+        let adaptive = srv.config.read().get_bool("io-threads-adaptive");
+        srv.balance.tick(total, adaptive);
         let secs = last_at.elapsed().as_secs_f64().max(1e-3);
         srv.stats.instantaneous_ops.store(
             ((total.saturating_sub(last_cmds)) as f64 / secs) as u64,
@@ -884,20 +902,28 @@ pub fn protected_mode_refuses(protected: bool, default_nopass: bool, peer: &Sock
 
 /// Serves an accepted socket on the current thread, after the TLS handshake
 /// for a connection to the TLS port.
-async fn start_connection(srv: Arc<Server>, sock: TcpStream, peer: SocketAddr, tls: bool) {
+/// `dealt`: the event loop the connection was dealt at accept (see
+/// [`Placement`]).
+async fn start_connection(
+    srv: Arc<Server>,
+    sock: TcpStream,
+    peer: SocketAddr,
+    tls: bool,
+    dealt: usize,
+) {
     let _ = sock.set_nodelay(true);
     if !tls {
-        return handle_connection(srv, Stream::Plain(sock), peer).await;
+        return handle_connection(srv, Stream::Plain(sock), peer, dealt).await;
     }
     let Some(acceptor) = srv.tls.acceptor() else {
         return;
     };
     if let Some(s) = crate::tls::handshake(acceptor, sock, &peer).await {
-        handle_connection(srv, s.into(), peer).await;
+        handle_connection(srv, s.into(), peer, dealt).await;
     }
 }
 
-async fn handle_connection(srv: Arc<Server>, sock: Stream, peer: SocketAddr) {
+async fn handle_connection(srv: Arc<Server>, sock: Stream, peer: SocketAddr, dealt: usize) {
     let laddr = sock
         .tcp()
         .local_addr()
@@ -948,6 +974,7 @@ async fn handle_connection(srv: Arc<Server>, sock: Stream, peer: SocketAddr) {
         out: Reply::new(),
         paused_until: None,
         hot: HotShard::default(),
+        placement: Placement::new(&srv, dealt),
     };
     drive_connection(conn, client).await;
 }
@@ -960,6 +987,7 @@ async fn resume_connection(srv: Arc<Server>, m: Box<MigratingConnection>) {
         inbuf,
         parser,
         out,
+        placement,
     } = *m;
     match TcpStream::from_std(sock) {
         Ok(sock) => {
@@ -972,6 +1000,7 @@ async fn resume_connection(srv: Arc<Server>, m: Box<MigratingConnection>) {
                 out,
                 paused_until: None,
                 hot: HotShard::default(),
+                placement,
             };
             drive_connection(conn, client).await;
         }
@@ -1002,6 +1031,7 @@ async fn drive_connection(mut conn: Connection<'_>, mut client: Client) {
                     inbuf: conn.inbuf,
                     parser: conn.parser,
                     out: conn.out,
+                    placement: conn.placement,
                 };
                 match tx.send(Handoff::Migrated(Box::new(m))) {
                     Ok(()) => {
@@ -1052,6 +1082,39 @@ struct Connection<'a> {
     /// Set while CLIENT PAUSE holds the next command back, until this deadline.
     paused_until: Option<Instant>,
     hot: HotShard,
+    placement: Placement,
+}
+
+/// Where a connection belongs while the event loops spread or gather
+/// (crate::balance).
+#[derive(Clone, Copy)]
+struct Placement {
+    /// The loop dealt at accept, where it serves while the loops spread.
+    dealt: usize,
+    /// The layout word it last acted on.
+    seen: u64,
+}
+
+impl Placement {
+    fn new(srv: &Server, dealt: usize) -> Self {
+        Placement {
+            dealt,
+            seen: srv.balance.state(),
+        }
+    }
+
+    /// After a batch: the loop to move to when the layout changed since the
+    /// last look (loop 0 when gathered, the dealt loop when spread), and
+    /// whether the loops are gathered now.
+    fn follow(&mut self, srv: &Server) -> (Option<usize>, bool) {
+        let state = srv.balance.state();
+        let gathered = crate::balance::LoopBalance::gathered(state);
+        if state == self.seen {
+            return (None, gathered);
+        }
+        self.seen = state;
+        (Some(if gathered { 0 } else { self.dealt }), gathered)
+    }
 }
 
 /// Which shard a connection's commands wait for, over windows of
@@ -1261,19 +1324,35 @@ impl Connection<'_> {
         let wrote = std::mem::take(&mut client.appended);
         let loops = self.srv.event_loops.get().map_or(1, |l| l.len());
         let home = self.hot.home(loops);
-        // Most batches have no candidate: only then is the policy looked up.
-        if !wrote && home.is_none() {
-            return None;
-        }
-        let target = if self.srv.persistence.fsync_always() {
-            wrote.then_some(0)
+        let (layout, gathered) = self.placement.follow(self.srv);
+        let target = if gathered {
+            // One loop serves everything: nothing else decides.
+            if EVENT_LOOP.get() == 0 {
+                return None;
+            }
+            0
+        } else if let Some(t) = layout {
+            t
         } else {
-            home
-        }?;
+            // Most batches have no candidate: only then is the policy
+            // looked up.
+            if !wrote && home.is_none() {
+                return None;
+            }
+            if self.srv.persistence.fsync_always() {
+                wrote.then_some(0)
+            } else {
+                home
+            }?
+        };
         let movable = self.sock.plain().is_some()
             && client.blocked.is_none()
             && self.paused_until.is_none()
             && self.out.buf.is_empty();
+        if layout.is_some() && !movable {
+            // Follow the layout after a later batch.
+            self.placement.seen = u64::MAX;
+        }
         (target != EVENT_LOOP.get() && movable).then_some(target)
     }
 

@@ -107,7 +107,7 @@ pub fn info_text(c: &Ctx, sections: &[String]) -> String {
     if want("server") {
         let _ = write!(
             out,
-            "# Server\r\nredis_version:{}\r\ncairn_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:1\r\n\r\n",
+            "# Server\r\nredis_version:{}\r\ncairn_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:{}\r\n\r\n",
             crate::REDIS_COMPAT_VERSION,
             crate::VERSION,
             std::env::consts::OS,
@@ -121,6 +121,7 @@ pub fn info_text(c: &Ctx, sections: &[String]) -> String {
             cfg.get("hz"),
             std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
             cfg.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            srv.io_threads_active() as u8,
         );
     }
     if want("clients") {
