@@ -20,7 +20,8 @@
 //! waits for a hold-off that doubles each time, so a steady load settles on
 //! the better layout and seldom leaves it.
 //!
-//! `io-threads-adaptive no` keeps every loop in use.
+//! `io-threads-layout spread` or `gather` fixes the layout instead (CONFIG SET
+//! applies it within a cron tick).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +49,8 @@ const TRIAL_TICKS: usize = 3;
 /// Below this rate there is too little load to judge a layout by: the
 /// loops spread and the hold-off is forgotten.
 const MIN_RATE: f64 = 20_000.0;
+/// A window is steady when no tick's rate is below this share of its mean.
+const STEADY: f64 = 0.9;
 /// A trial stays only if it served this much more than the layout before
 /// it (per-tick rates vary by about 3%, their mean over a trial by less).
 const WIN_BY: f64 = 1.02;
@@ -147,7 +150,16 @@ impl Controller {
         }
         let n = self.window.len() as f64;
         let avg = |f: fn(&Measure) -> f64| self.window.iter().map(f).sum::<f64>() / n;
-        let (idle, loops, rate) = (avg(|m| m.idle_cores), avg(|m| m.loop_cores), avg(|m| m.rate));
+        let (idle, loops, rate) = (
+            avg(|m| m.idle_cores),
+            avg(|m| m.loop_cores),
+            avg(|m| m.rate),
+        );
+        // A load still ramping up (or down) is no baseline for a trial.
+        let slowest = self.window.iter().map(|m| m.rate).fold(f64::MAX, f64::min);
+        if slowest < rate * STEADY {
+            return None;
+        }
         let saturated = idle <= SATURATED_IDLE_CORES;
         let try_other = if self.gathered {
             saturated || (loops >= SPREAD_LOOP_CORES && idle >= SPREAD_IDLE_CORES)
@@ -164,6 +176,24 @@ impl Controller {
         });
         self.gathered = !self.gathered;
         Some(self.gathered)
+    }
+}
+
+/// io-threads-layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    Auto,
+    Spread,
+    Gather,
+}
+
+impl Layout {
+    pub fn parse(s: &str) -> Layout {
+        match s {
+            "spread" => Layout::Spread,
+            "gather" => Layout::Gather,
+            _ => Layout::Auto,
+        }
     }
 }
 
@@ -219,15 +249,22 @@ impl LoopBalance {
         self.threads.lock().push(tid);
     }
 
-    /// One cron tick. `commands`: total commands served so far;
-    /// `adaptive`: io-threads-adaptive (off: spread, always).
-    pub fn tick(&self, commands: u64, adaptive: bool) {
+    /// One cron tick. `commands`: total commands served so far.
+    pub fn tick(&self, commands: u64, layout: Layout) {
         let threads = self.threads.lock().clone();
         let gathered = Self::gathered(self.state());
-        if threads.len() < 2 || !adaptive {
-            if gathered {
-                self.set(false);
+        let fixed = match layout {
+            _ if threads.len() < 2 => Some(false),
+            Layout::Auto => None,
+            Layout::Spread => Some(false),
+            Layout::Gather => Some(true),
+        };
+        if let Some(want) = fixed {
+            if want != gathered {
+                self.set(want);
             }
+            // Auto starts afresh from what is in force.
+            *self.sampler.lock() = Sampler::default();
             return;
         }
         let (Some(cpu), Some(loop_ns)) = (read_cpu_jiffies(), loops_cpu_ns(&threads)) else {
@@ -383,6 +420,19 @@ mod tests {
         );
         assert!(!c.gathered);
         assert_eq!((switches, gathered), (1, 3));
+    }
+
+    #[test]
+    fn a_load_ramping_up_is_not_judged_until_steady() {
+        let mut c = Controller::default();
+        let mut now = Instant::now();
+        let ramp = [0.3e6, 0.9e6, 1.2e6];
+        for r in ramp {
+            now += Duration::from_millis(100);
+            assert_eq!(c.tick(now, m(0.0, 0.9, r)), None);
+        }
+        let steady = m(0.0, 0.9, 1.2e6);
+        assert_eq!(run(&mut c, &mut now, 2, steady, steady), (1, 0));
     }
 
     #[test]

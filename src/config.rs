@@ -113,9 +113,13 @@ pub const PARAMS: &[Param] = &[
     fixed("pidfile", Kind::Str, ""),
     fixed("io-threads", Kind::Int(1, 128), "2"),
     fixed("io-threads-do-reads", Kind::Bool, "no"),
-    // Cairn's own: gather connections on one event loop while that serves
-    // more (src/balance.rs).
-    p("io-threads-adaptive", Kind::Bool, "yes"),
+    // Cairn's own: whether connections spread over the event loops, gather
+    // on one, or follow whichever serves more (src/balance.rs).
+    p(
+        "io-threads-layout",
+        Kind::Enum(&["auto", "spread", "gather"]),
+        "auto",
+    ),
     fixed("always-show-logo", Kind::Bool, "no"),
     fixed("enable-debug-command", Kind::Enum(YESNO_LOCAL), "local"),
     fixed("enable-protected-configs", Kind::Enum(YESNO_LOCAL), "no"),

@@ -845,8 +845,8 @@ async fn cron(srv: Arc<Server>) {
             tokio::task::spawn_blocking(move || s.measure_stale_expired());
         }
         let total = srv.stats.total_commands();
-        let adaptive = srv.config.read().get_bool("io-threads-adaptive");
-        srv.balance.tick(total, adaptive);
+        let layout = crate::balance::Layout::parse(srv.config.read().get("io-threads-layout"));
+        srv.balance.tick(total, layout);
         let secs = last_at.elapsed().as_secs_f64().max(1e-3);
         srv.stats.instantaneous_ops.store(
             ((total.saturating_sub(last_cmds)) as f64 / secs) as u64,

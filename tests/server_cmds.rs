@@ -551,6 +551,8 @@ fn writers_move_to_one_event_loop_under_appendfsync_always() {
     let s = common::Server::cairn(&[
         "--io-threads",
         "2",
+        "--io-threads-layout",
+        "spread",
         "--appendonly",
         "yes",
         "--appendfsync",
@@ -612,6 +614,67 @@ fn writers_move_to_one_event_loop_under_appendfsync_always() {
     assert_eq!(moved(&mut conns[0]), 2);
 }
 
+/// `io-threads-layout gather` moves each connection that runs a command to
+/// loop 0, session and all, and new connections start there; `spread` sends
+/// each back to the loop it was dealt at accept.
+#[test]
+fn connections_follow_the_io_threads_layout() {
+    let s = common::Server::cairn(&["--io-threads", "2", "--io-threads-layout", "spread"]);
+    let info = |c: &mut Raw, field: &str| {
+        let text = c.cmd(&["INFO", "everything"]).bulk_text();
+        info_field(&text, field)
+    };
+    let cron = || std::thread::sleep(Duration::from_millis(400));
+    // Accepted round-robin: two of the four on each loop.
+    let mut conns: Vec<Raw> = (0..4).map(|_| Raw::connect(s.port)).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        assert_eq!(c.cmd(&["SELECT", "2"]).render(), "+OK");
+        assert_eq!(
+            c.cmd(&["CLIENT", "SETNAME", &format!("c{i}")]).render(),
+            "+OK"
+        );
+        assert_eq!(c.cmd(&["SET", &format!("k{i}"), "v"]).render(), "+OK");
+    }
+    let session_kept = |c: &mut Raw, i: usize| {
+        assert_eq!(c.cmd(&["GET", &format!("k{i}")]).render(), "\"v\"");
+        assert_eq!(c.cmd(&["CLIENT", "GETNAME"]).render(), format!("\"c{i}\""));
+    };
+    assert_eq!(info(&mut conns[0], "io_threads_active"), "1");
+    assert_eq!(info(&mut conns[0], "io_connections_moved"), "0");
+
+    let set = |c: &mut Raw, v: &str| {
+        assert_eq!(
+            c.cmd(&["CONFIG", "SET", "io-threads-layout", v]).render(),
+            "+OK"
+        );
+    };
+    set(&mut conns[0], "gather");
+    cron();
+    assert_eq!(info(&mut conns[1], "io_threads_active"), "0");
+    for (i, c) in conns.iter_mut().enumerate() {
+        session_kept(c, i);
+    }
+    assert_eq!(info(&mut conns[1], "io_connections_moved"), "2");
+    // One of two new connections is dealt loop 1, but both start on loop 0.
+    let mut late = [Raw::connect(s.port), Raw::connect(s.port)];
+    for c in late.iter_mut() {
+        assert_eq!(c.cmd(&["SET", "late", "v"]).render(), "+OK");
+    }
+    assert_eq!(info(&mut late[0], "io_connections_moved"), "2");
+
+    set(&mut conns[0], "spread");
+    cron();
+    for (i, c) in conns.iter_mut().enumerate() {
+        session_kept(c, i);
+    }
+    for c in late.iter_mut() {
+        assert_eq!(c.cmd(&["GET", "late"]).render(), "\"v\"");
+    }
+    assert_eq!(info(&mut late[0], "io_threads_active"), "1");
+    // The two gathered from loop 1 went back, and the late one dealt it.
+    assert_eq!(info(&mut late[0], "io_connections_moved"), "5");
+}
+
 /// Sends `rounds` pipelines of 16 commands on `key`: ZADDs of 100 new
 /// members each, or (`read`) ZRANKs of the members `tag` names.
 fn zset_rounds(con: &mut redis::Connection, key: &str, tag: &str, rounds: usize, read: bool) {
@@ -641,7 +704,7 @@ fn zset_rounds(con: &mut redis::Connection, key: &str, tag: &str, rounds: usize,
 /// readers of one key, which share its shard, stay where they were accepted.
 #[test]
 fn connections_contending_for_one_key_gather_on_one_event_loop() {
-    let s = common::Server::cairn(&["--io-threads", "2"]);
+    let s = common::Server::cairn(&["--io-threads", "2", "--io-threads-layout", "spread"]);
     // Accepted round-robin: any two connections opened in a row are on
     // different loops.
     let mut admin = s.con();

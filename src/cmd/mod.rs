@@ -244,6 +244,7 @@ impl Table {
             strings::COMMANDS,
             bitops::COMMANDS,
             server::COMMANDS,
+            multi::COMMANDS,
             hash::COMMANDS,
             list::COMMANDS,
             set::COMMANDS,
