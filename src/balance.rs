@@ -210,6 +210,7 @@ pub struct LoopBalance {
 struct Sampler {
     controller: Controller,
     last: Option<Reading>,
+    cores: Option<f64>,
 }
 
 #[derive(Clone, Copy)]
@@ -286,7 +287,9 @@ impl LoopBalance {
         if secs <= 0.0 || jiffies == 0 {
             return;
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let cores = *s.cores.get_or_insert_with(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
+        });
         let m = Measure {
             idle_cores: reading.cpu.1.saturating_sub(last.cpu.1) as f64 / jiffies as f64 * cores,
             loop_cores: reading.loop_ns.saturating_sub(last.loop_ns) as f64 / 1e9 / secs,
