@@ -4,7 +4,8 @@
 # Prints a markdown table (and writes it to $OUT when set).
 # Usage: benches/types.sh        env: N (requests per -P 16 test), N2 (per -P 16
 #        --threads 2 test), N1 (per -P 1 test), ZSET_MEMBERS (size of bigzset),
-#        OUT (file for the table)
+#        ROUNDS (passes over all tests; the table gives each side's median
+#        run), OUT (file for the table)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,9 @@ N2=${N2:-5000000}
 N1=${N1:-50000}
 ZSET_MEMBERS=${ZSET_MEMBERS:-1000000}
 CLIENTS=50
+# Single runs on a shared 2-core machine move by 10-30%: each figure is the
+# median of ROUNDS runs, the rounds being whole passes over the tests.
+ROUNDS=${ROUNDS:-3}
 RAND=100000
 
 . benches/lib.sh
@@ -70,7 +74,7 @@ done
 [ "$(redis-cli -p "$cairn_port" ZRANGE bigzset 0 9 WITHSCORES)" = "$(redis-cli -p "$redis_port" ZRANGE bigzset 0 9 WITHSCORES)" ] ||
     { echo "ZRANGE bigzset 0 9 differs" >&2; exit 1; }
 
-declare -A result # "server,config,test" -> "rps avg p50 p99 cpu_us"
+declare -A result # "server,config,test" -> "rps avg p50 p99 cpu_us;" per round
 tests=()
 cmds=()
 
@@ -84,7 +88,7 @@ run() {
     local port=$cairn_port pid=$cairn_pid
     [ "$server" = redis ] && port=$redis_port pid=$redis_pid
     local cmd="redis-benchmark -h 127.0.0.1 -p $port -c $clients -n $n -P $pipeline --threads $threads --csv -q $*"
-    cmds+=("${cmd/-p $port/-p <$server port>}")
+    [ "$round" = 1 ] && cmds+=("${cmd/-p $port/-p <$server port>}")
     local c0 c1
     c0=$(cpu_ticks "$pid")
     # csv: "test","rps","avg","min","p50","p95","p99","max"
@@ -101,7 +105,7 @@ run() {
     while IFS=, read -r test rps avg _min p50 _p95 p99 _max; do
         [ -n "$name" ] && test=$name
         test=${test%% *}
-        result["$server,$config,$test"]="$rps $avg $p50 $p99 $cpu_us"
+        result["$server,$config,$test"]+="$rps $avg $p50 $p99 $cpu_us;"
         local key="$config,$test"
         [[ " ${tests[*]} " == *" $key "* ]] || tests+=("$key")
     done <<< "$lines"
@@ -112,6 +116,7 @@ run() {
 # "1" = -P 1 -c 1, the latency of a lone client.
 # Each test runs on Cairn and then on Redis before the next test starts, so
 # a drift of the machine's speed during the run hits both sides alike.
+for round in $(seq "$ROUNDS"); do
 for config in 16 16x2; do
     threads=1 n=$N
     [ "$config" = 16x2 ] && threads=2 n=$N2
@@ -135,6 +140,12 @@ for server in cairn redis; do
     run "$server" 1 "ZRANGE_0_9" "$N1" 1 1 1 ZRANGE bigzset 0 9
     run "$server" 1 ZRANK "$N1" 1 1 1 -r "$ZSET_MEMBERS" ZRANK bigzset member:__rand_int__
 done
+done
+
+# The run with the median req/s among "rps avg p50 p99 cpu;" entries.
+median_run() {
+    tr ';' '\n' <<< "$1" | grep . | sort -n -k1,1 | awk '{a[NR]=$0} END{print a[int((NR+1)/2)]}'
+}
 
 table() {
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -143,23 +154,30 @@ table() {
     echo "- bigzset: $ZSET_MEMBERS members, identical in both servers; used_memory_rss with only"
     echo "  bigzset loaded: Cairn $((zset_rss_cairn / 1000000)) MB, Redis $((zset_rss_redis / 1000000)) MB"
     echo
-    echo "| Test | Config | Cairn req/s | Redis req/s | Cairn / Redis | Cairn avg / p50 / p99 ms | Redis avg / p50 / p99 ms | Cairn / Redis CPU µs per req |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "Each side's figures are from its median run of $ROUNDS; \"rounds\" gives Cairn / Redis"
+    echo "of each round."
+    echo
+    echo "| Test | Config | Cairn req/s | Redis req/s | Cairn / Redis | rounds | Cairn avg / p50 / p99 ms | Redis avg / p50 / p99 ms | Cairn / Redis CPU µs per req |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     for key in "${tests[@]}"; do
         config=${key%%,*}
         test=${key#*,}
         c=${result["cairn,$key"]:-}
         r=${result["redis,$key"]:-}
         if [ -z "$c" ] || [ -z "$r" ]; then continue; fi
-        read -r crps cavg cp50 cp99 ccpu <<< "$c"
-        read -r rrps ravg rp50 rp99 rcpu <<< "$r"
+        local per_round
+        per_round=$(paste -d' ' <(tr ';' '\n' <<< "$c" | grep . | cut -d' ' -f1) \
+            <(tr ';' '\n' <<< "$r" | grep . | cut -d' ' -f1) |
+            awk '{printf "%s%.2f", (NR>1?" ":""), $1/$2}')
+        read -r crps cavg cp50 cp99 ccpu <<< "$(median_run "$c")"
+        read -r rrps ravg rp50 rp99 rcpu <<< "$(median_run "$r")"
         ratio=$(awk -v c="$crps" -v r="$rrps" 'BEGIN{printf "%.2f", c/r}')
         case $config in
             16) label="-P 16 -c 50" ;;
             16x2) label="-P 16 -c 50 --threads 2" ;;
             1) label="-P 1 -c 1" ;;
         esac
-        echo "| ${test//_/ } | $label | ${crps%.*} | ${rrps%.*} | $ratio | $cavg / $cp50 / $cp99 | $ravg / $rp50 / $rp99 | $ccpu / $rcpu |"
+        echo "| ${test//_/ } | $label | ${crps%.*} | ${rrps%.*} | $ratio | $per_round | $cavg / $cp50 / $cp99 | $ravg / $rp50 / $rp99 | $ccpu / $rcpu |"
     done
     echo
     echo "Exact commands:"
