@@ -59,11 +59,7 @@ fn main() -> ExitCode {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| config.get_i64("io-threads").max(1) as usize);
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .on_thread_park(cairn::server::spin_before_park)
-        .build()
-    {
+    let rt = match cairn::server::event_loop_runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start runtime: {e}");

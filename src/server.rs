@@ -667,11 +667,7 @@ pub async fn serve(
         let spawned = std::thread::Builder::new()
             .name(format!("cairn-io-{i}"))
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .on_thread_park(spin_before_park)
-                    .build()
-                {
+                let rt = match event_loop_runtime() {
                     Ok(rt) => rt,
                     Err(e) => {
                         tracing::error!("cannot start I/O thread {i}: {e}");
@@ -762,6 +758,14 @@ async fn adopt_handoffs(srv: Arc<Server>, mut rx: mpsc::UnboundedReceiver<Handof
             }
         }
     }
+}
+
+/// The single-threaded runtime of one event loop.
+pub fn event_loop_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_park(spin_before_park)
+        .build()
 }
 
 /// How long an I/O thread with nothing to do keeps yielding before it sleeps
