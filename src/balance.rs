@@ -245,6 +245,11 @@ impl LoopBalance {
         state & 1 == 1
     }
 
+    /// Whether the loops are gathered on loop 0 now.
+    pub fn is_gathered(&self) -> bool {
+        Self::gathered(self.state())
+    }
+
     /// Registers the calling thread as an event loop.
     pub fn register_loop_thread(&self) {
         // SAFETY: gettid has no preconditions.
@@ -254,8 +259,8 @@ impl LoopBalance {
 
     /// One cron tick. `commands`: total commands served so far.
     pub fn tick(&self, commands: u64, layout: Layout) {
-        let threads = self.threads.lock().clone();
-        let gathered = Self::gathered(self.state());
+        let threads = self.threads.lock();
+        let gathered = self.is_gathered();
         let fixed = match layout {
             _ if threads.len() < 2 => Some(false),
             Layout::Auto => None,

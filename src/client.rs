@@ -287,6 +287,13 @@ pub mod ticks {
         })
     }
 
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    fn read_tsc() -> u64 {
+        // SAFETY: rdtsc has no preconditions on x86_64.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+
     /// Reads the counter and `Instant` together; retries while the pair was
     /// split by a preemption, so one descheduling cannot skew the rate.
     #[cfg(target_arch = "x86_64")]
@@ -294,8 +301,7 @@ pub mod ticks {
         let mut best = None;
         for _ in 0..16 {
             let a = Instant::now();
-            // SAFETY: rdtsc has no preconditions on x86_64.
-            let t = unsafe { core::arch::x86_64::_rdtsc() };
+            let t = read_tsc();
             let b = Instant::now();
             let gap = b - a;
             if best.as_ref().is_none_or(|(g, _, _)| gap < *g) {
@@ -335,8 +341,7 @@ pub mod ticks {
         let s = source();
         #[cfg(target_arch = "x86_64")]
         if s.tsc {
-            // SAFETY: rdtsc has no preconditions on x86_64.
-            return unsafe { core::arch::x86_64::_rdtsc() };
+            return read_tsc();
         }
         s.origin.elapsed().as_nanos() as u64
     }

@@ -417,7 +417,7 @@ impl Reply {
         put_len(&mut self.buf, b':', n);
     }
     pub fn bulk(&mut self, b: &[u8]) {
-        // One growth check for the whole element.
+        // Grows the buffer at most once for the whole element.
         self.buf.reserve(b.len() + 32);
         put_len(&mut self.buf, b'$', b.len() as i64);
         self.buf.extend_from_slice(b);

@@ -321,8 +321,7 @@ impl Server {
 
     /// More than one event loop serves connections (INFO io_threads_active).
     pub fn io_threads_active(&self) -> bool {
-        self.event_loops.get().is_some_and(|l| l.len() > 1)
-            && !crate::balance::LoopBalance::gathered(self.balance.state())
+        self.event_loops.get().is_some_and(|l| l.len() > 1) && !self.balance.is_gathered()
     }
 
     /// Whether events of `class` (a notify-keyspace-events letter) are published.
@@ -697,8 +696,7 @@ pub async fn serve(
                 next = (next + 1) % (others.len() + 1);
                 // Gathered: every connection starts on loop 0 and goes to
                 // the loop it was dealt when the loops spread again.
-                let gathered = crate::balance::LoopBalance::gathered(srv.balance.state());
-                if next == 0 || gathered {
+                if next == 0 || srv.balance.is_gathered() {
                     tokio::spawn(start_connection(srv.clone(), sock, peer, tls, next));
                 } else {
                     match sock.into_std() {
