@@ -1,4 +1,4 @@
-//! Differential test: a seeded random stream of string and key commands
+//! Differential test: a seeded random stream of string, bit and key commands
 //! (explicit values, no randomness on the server side) is sent to Cairn and
 //! to a real redis-server; every reply must be identical. The seed is printed
 //! on failure; rerun one with CAIRN_DIFF_SEED=<seed>.
@@ -59,7 +59,7 @@ fn command(r: &mut StdRng) -> Vec<String> {
     let k = key(r);
     let v = value(r);
     let s = |x: &str| x.to_string();
-    match r.gen_range(0..40) {
+    match r.gen_range(0..48) {
         0..=3 => {
             let mut c = vec![s("SET"), k, v];
             for _ in 0..r.gen_range(0..3) {
@@ -156,7 +156,98 @@ fn command(r: &mut StdRng) -> Vec<String> {
         36 => vec![s("MOVE"), k, r.gen_range(0..2).to_string()],
         37 => vec![s("SWAPDB"), s("0"), s("1")],
         38 => vec![s("KEYS"), s("*")],
+        40..=47 => bit_command(r, k),
         _ => vec![s("STRLEN"), k],
+    }
+}
+
+/// A bit offset, mostly inside the first few bytes, sometimes far out or invalid.
+fn bit_offset_arg(r: &mut StdRng) -> String {
+    match r.gen_range(0..12) {
+        0 => ["-1", "x", "4294967296", "#2", "#-1"][r.gen_range(0..5)].into(),
+        1 => r.gen_range(0..2000).to_string(),
+        _ => r.gen_range(0..64).to_string(),
+    }
+}
+
+/// SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP and BITFIELD with their ranges,
+/// units, overflow modes and errors.
+fn bit_command(r: &mut StdRng, k: String) -> Vec<String> {
+    let s = |x: &str| x.to_string();
+    let index = |r: &mut StdRng| match r.gen_range(0..10) {
+        0 => s("nan"),
+        1 => r.gen_range(-200..200).to_string(),
+        _ => r.gen_range(-12..12).to_string(),
+    };
+    let unit = |r: &mut StdRng| s(["BIT", "BYTE", "bit", "WORD"][r.gen_range(0..4)]);
+    match r.gen_range(0..9) {
+        0 | 1 => vec![
+            s("SETBIT"),
+            k,
+            bit_offset_arg(r),
+            s(["0", "1", "1", "2"][r.gen_range(0..4)]),
+        ],
+        2 => vec![s("GETBIT"), k, bit_offset_arg(r)],
+        3 => {
+            let mut c = vec![s("BITCOUNT"), k];
+            match r.gen_range(0..5) {
+                0 => {}
+                1 => c.push(index(r)),
+                2 => c.extend([index(r), index(r)]),
+                _ => c.extend([index(r), index(r), unit(r)]),
+            }
+            c
+        }
+        4 => {
+            let mut c = vec![
+                s("BITPOS"),
+                k,
+                s(["0", "1", "1", "0", "2", "x"][r.gen_range(0..6)]),
+            ];
+            match r.gen_range(0..4) {
+                0 => {}
+                1 => c.push(index(r)),
+                2 => c.extend([index(r), index(r)]),
+                _ => c.extend([index(r), index(r), unit(r)]),
+            }
+            c
+        }
+        5 => {
+            let op = ["AND", "or", "XOR", "NOT", "NAND"][r.gen_range(0..5)];
+            let mut c = vec![s("BITOP"), s(op), key(r), k];
+            c.extend((0..r.gen_range(0..3)).map(|_| key(r)));
+            c
+        }
+        _ => {
+            let name = if r.gen_bool(0.2) {
+                "BITFIELD_RO"
+            } else {
+                "BITFIELD"
+            };
+            let mut c = vec![s(name), k];
+            for _ in 0..r.gen_range(0..4) {
+                let ty = match r.gen_range(0..12) {
+                    0 => s(["u64", "i65", "x8", "u0"][r.gen_range(0..4)]),
+                    1 => s(["i64", "u63"][r.gen_range(0..2)]),
+                    _ => format!("{}{}", ["i", "u"][r.gen_range(0..2)], r.gen_range(1..17)),
+                };
+                let value = match r.gen_range(0..6) {
+                    0 => s(["9223372036854775807", "-9223372036854775808", "x"][r.gen_range(0..3)]),
+                    _ => r.gen_range(-70000i64..70000).to_string(),
+                };
+                match r.gen_range(0..5) {
+                    0 => c.extend([s("GET"), ty, bit_offset_arg(r)]),
+                    1 => c.extend([s("SET"), ty, bit_offset_arg(r), value]),
+                    2 => c.extend([s("INCRBY"), ty, bit_offset_arg(r), value]),
+                    3 => c.extend([
+                        s("OVERFLOW"),
+                        s(["WRAP", "SAT", "fail", "BAD"][r.gen_range(0..4)]),
+                    ]),
+                    _ => c.push(s(["GET", "INCRBY"][r.gen_range(0..2)])),
+                }
+            }
+            c
+        }
     }
 }
 
