@@ -179,7 +179,19 @@ fn bit_command(r: &mut StdRng, k: String) -> Vec<String> {
         1 => r.gen_range(-200..200).to_string(),
         _ => r.gen_range(-12..12).to_string(),
     };
-    let unit = |r: &mut StdRng| s(["BIT", "BYTE", "bit", "WORD"][r.gen_range(0..4)]);
+    // Nothing, a start, a start and end, or both and a unit.
+    let range = |r: &mut StdRng| -> Vec<String> {
+        match r.gen_range(0..5) {
+            0 => vec![],
+            1 => vec![index(r)],
+            2 => vec![index(r), index(r)],
+            _ => vec![
+                index(r),
+                index(r),
+                s(["BIT", "BYTE", "bit", "WORD"][r.gen_range(0..4)]),
+            ],
+        }
+    };
     match r.gen_range(0..9) {
         0 | 1 => vec![
             s("SETBIT"),
@@ -188,29 +200,10 @@ fn bit_command(r: &mut StdRng, k: String) -> Vec<String> {
             s(["0", "1", "1", "2"][r.gen_range(0..4)]),
         ],
         2 => vec![s("GETBIT"), k, bit_offset_arg(r)],
-        3 => {
-            let mut c = vec![s("BITCOUNT"), k];
-            match r.gen_range(0..5) {
-                0 => {}
-                1 => c.push(index(r)),
-                2 => c.extend([index(r), index(r)]),
-                _ => c.extend([index(r), index(r), unit(r)]),
-            }
-            c
-        }
+        3 => [vec![s("BITCOUNT"), k], range(r)].concat(),
         4 => {
-            let mut c = vec![
-                s("BITPOS"),
-                k,
-                s(["0", "1", "1", "0", "2", "x"][r.gen_range(0..6)]),
-            ];
-            match r.gen_range(0..4) {
-                0 => {}
-                1 => c.push(index(r)),
-                2 => c.extend([index(r), index(r)]),
-                _ => c.extend([index(r), index(r), unit(r)]),
-            }
-            c
+            let bit = s(["0", "1", "1", "0", "2", "x"][r.gen_range(0..6)]);
+            [vec![s("BITPOS"), k, bit], range(r)].concat()
         }
         5 => {
             let op = ["AND", "or", "XOR", "NOT", "NAND"][r.gen_range(0..5)];
