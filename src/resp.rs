@@ -499,6 +499,24 @@ impl Reply {
             self.bulk(text.as_bytes());
         }
     }
+    /// A number too big for an integer reply: RESP3 `(`, a bulk string in RESP2.
+    pub fn big_number(&mut self, digits: &str) {
+        if self.resp3 {
+            self.buf.push(b'(');
+            self.buf.extend_from_slice(digits.as_bytes());
+            self.buf.extend_from_slice(b"\r\n");
+        } else {
+            self.bulk(digits.as_bytes());
+        }
+    }
+    /// An attribute map header (RESP3 `|n`) that precedes a reply; RESP2 has
+    /// no attributes, so the caller must not write the map's elements there.
+    pub fn attribute(&mut self, n: usize) {
+        put_len(&mut self.buf, b'|', n as i64);
+    }
+    pub fn is_resp3(&self) -> bool {
+        self.resp3
+    }
     pub fn len(&self) -> usize {
         self.buf.len()
     }

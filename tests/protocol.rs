@@ -266,3 +266,52 @@ proptest! {
         }
     }
 }
+
+/// DEBUG PROTOCOL sends one reply of each RESP type (clients test their
+/// parsers with it); RESP3 types fall back to RESP2 forms after HELLO 2.
+#[test]
+fn debug_protocol_replies_in_every_type() {
+    let mut p = Pair::with_args(&["--enable-debug-command", "yes"]);
+    let types = [
+        "string", "integer", "double", "bignum", "null", "array", "set", "map", "true", "false",
+        "verbatim", "attrib",
+    ];
+    for t in types {
+        p.same(&["DEBUG", "PROTOCOL", t]);
+    }
+    p.is(
+        &["DEBUG", "PROTOCOL", "push"],
+        "-ERR RESP2 is not supported by this command",
+    );
+    p.is(
+        &["DEBUG", "PROTOCOL", "bignum"],
+        "\"1234567999999999999999999999999999999\"",
+    );
+    p.same(&["DEBUG", "PROTOCOL", "nosuch"]);
+    p.same_shape(&["HELLO", "3"]);
+    for t in types.iter().filter(|t| **t != "attrib") {
+        p.same(&["DEBUG", "PROTOCOL", t]);
+    }
+    p.is(
+        &["DEBUG", "PROTOCOL", "bignum"],
+        "(1234567999999999999999999999999999999",
+    );
+    p.is(&["DEBUG", "PROTOCOL", "map"], "{:0: #f, :1: #t, :2: #f}");
+    p.is(
+        &["DEBUG", "PROTOCOL", "verbatim"],
+        "=txt:This is a verbatim\nstring",
+    );
+    // An attribute comes before the reply it annotates, and a push message
+    // before the command's own reply.
+    let replies = p.same_n(&["DEBUG", "PROTOCOL", "attrib"], 2);
+    assert_eq!(
+        replies[0].render(),
+        "|{\"key-popularity\": [\"key:123\", :90]}"
+    );
+    assert_eq!(
+        replies[1].render(),
+        "\"Some real reply following the attribute\""
+    );
+    let replies = p.same_n(&["DEBUG", "PROTOCOL", "push"], 2);
+    assert_eq!(replies[0].render(), ">[\"server-cpu-usage\", :42]");
+}

@@ -750,6 +750,58 @@ fn debug_populate(c: &mut Ctx, a: &Argv) {
     c.out.ok();
 }
 
+/// DEBUG PROTOCOL: one reply of each RESP type, for client tests.
+// Its double is Redis's fixed sample value 3.141, not an approximation of pi.
+#[allow(clippy::approx_constant)]
+fn debug_protocol(c: &mut Ctx, kind: &[u8]) {
+    let kind = kind.to_ascii_lowercase();
+    match kind.as_slice() {
+        b"string" => c.out.bulk(b"Hello World"),
+        b"integer" => c.out.int(12345),
+        b"double" => c.out.double(3.141),
+        b"bignum" => c.out.big_number("1234567999999999999999999999999999999"),
+        b"null" => c.out.null(),
+        b"array" | b"set" => {
+            if kind == b"set" {
+                c.out.set(3)
+            } else {
+                c.out.array(3)
+            }
+            (0..3).for_each(|i| c.out.int(i));
+        }
+        b"map" => {
+            c.out.map(3);
+            for i in 0..3 {
+                c.out.int(i);
+                c.out.boolean(i == 1);
+            }
+        }
+        b"attrib" => {
+            if c.out.is_resp3() {
+                c.out.attribute(1);
+                c.out.bulk(b"key-popularity");
+                c.out.array(2);
+                c.out.bulk(b"key:123");
+                c.out.int(90);
+            }
+            c.out.bulk(b"Some real reply following the attribute");
+        }
+        b"push" => {
+            if !c.out.is_resp3() {
+                return c.error("ERR RESP2 is not supported by this command");
+            }
+            c.out.push(2);
+            c.out.bulk(b"server-cpu-usage");
+            c.out.int(42);
+            c.out.bulk(b"Some real reply following the push reply");
+        }
+        b"true" => c.out.boolean(true),
+        b"false" => c.out.boolean(false),
+        b"verbatim" => c.out.verbatim("This is a verbatim\nstring"),
+        _ => c.error("ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false"),
+    }
+}
+
 fn debug(c: &mut Ctx, a: &Argv) {
     let allowed = {
         let cfg = c.srv.config.read();
@@ -782,6 +834,7 @@ fn debug(c: &mut Ctx, a: &Argv) {
         b"digest" if a.len() == 2 => super::persistence::debug_digest(c),
         b"digest-value" if a.len() >= 2 => super::persistence::debug_digest_value(c, a),
         b"populate" if (3..=5).contains(&a.len()) => debug_populate(c, a),
+        b"protocol" if a.len() == 3 => debug_protocol(c, a.get(2)),
         b"object" if a.len() == 3 => {
             let db = c.db();
             match c.ks.lookup(db, a.get(2)) {
@@ -803,6 +856,7 @@ fn debug(c: &mut Ctx, a: &Argv) {
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "POPULATE <count> [<prefix>] [<size>]",
                 "OBJECT <key>",
+                "PROTOCOL <type>",
                 "DIGEST",
                 "DIGEST-VALUE <key> [<key> ...]",
                 "RELOAD [MERGE] [NOFLUSH] [NOSAVE]",

@@ -25,6 +25,8 @@ pub enum Resp {
     Null,
     Array(Vec<Resp>),
     Map(Vec<(Resp, Resp)>),
+    /// A RESP3 attribute map; the reply it annotates is the next one read.
+    Attribute(Vec<(Resp, Resp)>),
     Set(Vec<Resp>),
     Push(Vec<Resp>),
     Double(String),
@@ -35,6 +37,12 @@ pub enum Resp {
 
 impl Resp {
     pub fn render(&self) -> String {
+        fn pairs(m: &[(Resp, Resp)]) -> String {
+            m.iter()
+                .map(|(k, v)| format!("{}: {}", k.render(), v.render()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
         fn list(items: &[Resp]) -> String {
             items
                 .iter()
@@ -53,13 +61,8 @@ impl Resp {
             Resp::Array(a) => format!("[{}]", list(a)),
             Resp::Set(a) => format!("~[{}]", list(a)),
             Resp::Push(a) => format!(">[{}]", list(a)),
-            Resp::Map(m) => format!(
-                "{{{}}}",
-                m.iter()
-                    .map(|(k, v)| format!("{}: {}", k.render(), v.render()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            Resp::Map(m) => format!("{{{}}}", pairs(m)),
+            Resp::Attribute(m) => format!("|{{{}}}", pairs(m)),
             Resp::Double(d) => format!(",{d}"),
             Resp::Bool(b) => if *b { "#t" } else { "#f" }.into(),
             Resp::Verbatim(s) => format!("={s}"),
@@ -157,21 +160,17 @@ impl Raw {
             "*" => Resp::Array(self.items(n())),
             "~" => Resp::Set(self.items(n())),
             ">" => Resp::Push(self.items(n())),
-            "%" => {
-                let mut m = Vec::new();
-                for _ in 0..n() {
-                    let k = self.read();
-                    let v = self.read();
-                    m.push((k, v));
-                }
-                Resp::Map(m)
-            }
+            "%" => Resp::Map(self.pairs(n())),
+            "|" => Resp::Attribute(self.pairs(n())),
             "_" => Resp::Null,
             "," => Resp::Double(rest.into()),
             "#" => Resp::Bool(rest == "t"),
             "(" => Resp::BigNum(rest.into()),
             _ => panic!("unknown reply type in {l:?}"),
         }
+    }
+    fn pairs(&mut self, n: i64) -> Vec<(Resp, Resp)> {
+        (0..n).map(|_| (self.read(), self.read())).collect()
     }
     /// True when the server closed the connection (EOF, or reset).
     pub fn closed(&mut self) -> bool {
