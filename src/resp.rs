@@ -336,6 +336,8 @@ fn split_args(line: &[u8], out: &mut Vec<u8>, spans: &mut Vec<(usize, usize)>) -
 pub struct Reply {
     pub buf: Vec<u8>,
     pub resp3: bool,
+    /// Error replies written so far: a command failed if it grew.
+    pub errors: u32,
 }
 
 /// Appends `<prefix><n>\r\n`, the start of nearly every reply element:
@@ -386,6 +388,7 @@ impl Reply {
         Reply {
             buf: Vec::with_capacity(16 * 1024),
             resp3: false,
+            errors: 0,
         }
     }
     /// A reply buffer for one small frame (pub/sub messages).
@@ -393,6 +396,7 @@ impl Reply {
         Reply {
             buf: Vec::with_capacity(64),
             resp3,
+            errors: 0,
         }
     }
     pub fn ok(&mut self) {
@@ -405,6 +409,8 @@ impl Reply {
     }
     /// An error reply; `msg` carries its code (e.g. "ERR ...", "WRONGTYPE ...").
     pub fn error(&mut self, msg: &str) {
+        self.errors = self.errors.wrapping_add(1);
+        crate::stats::count_error_reply(msg);
         self.buf.push(b'-');
         // Newlines would break the protocol; Redis replaces them too.
         for &c in msg.as_bytes() {

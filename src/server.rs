@@ -1276,6 +1276,12 @@ impl Connection<'_> {
                             TimeoutReply::NullArray => self.out.null_array(),
                             TimeoutReply::NullBulk => self.out.null(),
                         }
+                        // The blocked command's one call (see cmd::finish).
+                        if let Some(idx) = crate::cmd::table().lookup(b.argv.argv().get(0)) {
+                            self.srv
+                                .stats
+                                .record_call(idx, std::time::Duration::ZERO, false);
+                        }
                     }
                 }
             }

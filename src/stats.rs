@@ -18,11 +18,18 @@ use parking_lot::Mutex;
 struct CmdCounters {
     calls: Box<[AtomicU64]>,
     usec: Box<[AtomicU64]>,
+    /// Calls that replied with an error (Redis's failed_calls).
+    failed: Box<[AtomicU64]>,
+    /// Commands refused before they ran: arity, auth, ACL, OOM, a read-only
+    /// replica (Redis's rejected_calls).
+    rejected: Box<[AtomicU64]>,
     keyspace_hits: AtomicU64,
     keyspace_misses: AtomicU64,
     /// Values at the last reset, written under `all_blocks`' lock.
     base_calls: Box<[AtomicU64]>,
     base_usec: Box<[AtomicU64]>,
+    base_failed: Box<[AtomicU64]>,
+    base_rejected: Box<[AtomicU64]>,
     base_hits: AtomicU64,
     base_misses: AtomicU64,
 }
@@ -32,10 +39,14 @@ fn new_counters(n: usize) -> Arc<CmdCounters> {
     Arc::new(CmdCounters {
         calls: zeros(),
         usec: zeros(),
+        failed: zeros(),
+        rejected: zeros(),
         keyspace_hits: AtomicU64::new(0),
         keyspace_misses: AtomicU64::new(0),
         base_calls: zeros(),
         base_usec: zeros(),
+        base_failed: zeros(),
+        base_rejected: zeros(),
         base_hits: AtomicU64::new(0),
         base_misses: AtomicU64::new(0),
     })
@@ -155,17 +166,25 @@ pub struct Stats {
     pub evicted_keys: AtomicU64,
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
-    pub total_error_replies: AtomicU64,
     /// Commands per second over the last cron sample.
     pub instantaneous_ops: AtomicU64,
 }
 
 impl Stats {
-    pub fn record_call(&self, cmd_index: usize, elapsed: Duration) {
+    /// A command that ran; `failed` when it replied with an error.
+    pub fn record_call(&self, cmd_index: usize, elapsed: Duration, failed: bool) {
         with_local(|c| {
             add_own(&c.calls[cmd_index], 1);
             add_own(&c.usec[cmd_index], elapsed.as_micros() as u64);
+            if failed {
+                add_own(&c.failed[cmd_index], 1);
+            }
         });
+    }
+
+    /// A command refused before it ran.
+    pub fn record_rejected(&self, cmd_index: usize) {
+        with_local(|c| add_own(&c.rejected[cmd_index], 1));
     }
 
     /// Key lookups of a read command (INFO keyspace_hits / keyspace_misses).
@@ -189,31 +208,37 @@ impl Stats {
         })
     }
 
-    /// (calls, microseconds) per command index.
-    pub fn command_totals(&self) -> Vec<(u64, u64)> {
+    /// Totals per command index.
+    pub fn command_totals(&self) -> Vec<CommandTotals> {
         let n = crate::cmd::table().commands.len();
-        let mut out = vec![(0, 0); n];
+        let mut out = vec![CommandTotals::default(); n];
         for b in all_blocks().lock().iter() {
             for (i, o) in out.iter_mut().enumerate() {
-                o.0 += since_reset(&b.calls[i], &b.base_calls[i]);
-                o.1 += since_reset(&b.usec[i], &b.base_usec[i]);
+                o.calls += since_reset(&b.calls[i], &b.base_calls[i]);
+                o.usec += since_reset(&b.usec[i], &b.base_usec[i]);
+                o.failed += since_reset(&b.failed[i], &b.base_failed[i]);
+                o.rejected += since_reset(&b.rejected[i], &b.base_rejected[i]);
             }
         }
         out
     }
 
     pub fn total_commands(&self) -> u64 {
-        self.command_totals().iter().map(|c| c.0).sum()
+        self.command_totals().iter().map(|c| c.calls).sum()
     }
 
     pub fn reset(&self) {
         let move_base = |c: &AtomicU64, base: &AtomicU64| base.store(c.load(Relaxed), Relaxed);
         for b in all_blocks().lock().iter() {
-            for (c, base) in b.calls.iter().zip(b.base_calls.iter()) {
-                move_base(c, base);
-            }
-            for (c, base) in b.usec.iter().zip(b.base_usec.iter()) {
-                move_base(c, base);
+            for (counters, bases) in [
+                (&b.calls, &b.base_calls),
+                (&b.usec, &b.base_usec),
+                (&b.failed, &b.base_failed),
+                (&b.rejected, &b.base_rejected),
+            ] {
+                for (c, base) in counters.iter().zip(bases.iter()) {
+                    move_base(c, base);
+                }
             }
             move_base(&b.keyspace_hits, &b.base_hits);
             move_base(&b.keyspace_misses, &b.base_misses);
@@ -226,12 +251,54 @@ impl Stats {
             &self.evicted_keys,
             &self.net_input_bytes,
             &self.net_output_bytes,
-            &self.total_error_replies,
             &self.expire_cycle_cpu_us,
             &self.expired_time_cap_reached_count,
         ] {
             a.store(0, Relaxed);
         }
+        let mut errors = error_stats().lock();
+        errors.total = 0;
+        errors.by_code.clear();
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+pub struct CommandTotals {
+    pub calls: u64,
+    pub usec: u64,
+    pub failed: u64,
+    pub rejected: u64,
+}
+
+/// Error replies sent (INFO total_error_replies and errorstats), counted by
+/// their code: the first word of the message, as Redis counts them.
+#[derive(Default)]
+pub struct ErrorStats {
+    pub total: u64,
+    /// In first-seen order; at most [`MAX_ERROR_CODES`] codes.
+    pub by_code: Vec<(String, u64)>,
+}
+
+/// Redis stops adding new codes past this many, so clients cannot grow the
+/// table without bound; the total still counts.
+const MAX_ERROR_CODES: usize = 128;
+
+pub fn error_stats() -> &'static Mutex<ErrorStats> {
+    static ERRORS: OnceLock<Mutex<ErrorStats>> = OnceLock::new();
+    ERRORS.get_or_init(Default::default)
+}
+
+/// Counts one error reply whose message starts with its code ("ERR ...",
+/// "WRONGTYPE ..."). Errors are rare, so a lock here costs nothing on the
+/// paths that matter.
+pub fn count_error_reply(msg: &str) {
+    let code = msg.split(' ').next().unwrap_or(msg);
+    let mut errors = error_stats().lock();
+    errors.total += 1;
+    if let Some(entry) = errors.by_code.iter_mut().find(|(c, _)| c == code) {
+        entry.1 += 1;
+    } else if errors.by_code.len() < MAX_ERROR_CODES {
+        errors.by_code.push((code.to_string(), 1));
     }
 }
 

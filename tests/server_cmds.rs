@@ -421,6 +421,116 @@ fn info_counts_keyspace_hits_and_misses() {
     assert_eq!(info_field(&info, "keyspace_misses"), "0");
 }
 
+/// INFO's error accounting, line for line with Redis: total_error_replies,
+/// errorstat_<code>, and each command's failed_calls (it ran and replied
+/// with an error) and rejected_calls (refused before running).
+#[test]
+fn info_counts_failed_and_rejected_calls_and_error_codes() {
+    let mut p = Pair::new();
+    p.same(&["CONFIG", "RESETSTAT"]);
+    p.same(&["SET", "foo", "1"]);
+    p.same(&["LPUSH", "foo", "x"]);
+    p.same(&["GET"]);
+    p.same(&["NOSUCHCMD", "a"]);
+    p.same(&["MULTI"]);
+    p.same(&["SET", "a", "1"]);
+    p.same(&["LPUSH", "foo", "y"]);
+    p.same(&["EXEC"]);
+    // A blocking command counts once, when it times out or is served.
+    p.same(&["BLPOP", "nolist", "0.01"]);
+    p.same(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+    let (cairn_reader, redis_reader) = p.connect();
+    let mut readers: Vec<Raw> = std::iter::once(cairn_reader).chain(redis_reader).collect();
+    for r in &mut readers {
+        r.send(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "s",
+            ">",
+        ]);
+    }
+    let blocked = |p: &mut Pair| {
+        let wait = |c: &mut Raw| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while info_field(&c.cmd(&["INFO", "clients"]).bulk_text(), "blocked_clients") != "1" {
+                assert!(Instant::now() < deadline, "reader never blocked");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        wait(&mut p.c);
+        if let Some(r) = p.r.as_mut() {
+            wait(r);
+        }
+    };
+    blocked(&mut p);
+    p.same(&["XGROUP", "DESTROY", "s", "g"]);
+    let replies: Vec<String> = readers.iter_mut().map(|r| r.read().render()).collect();
+    assert_eq!(
+        replies[0],
+        "-NOGROUP the consumer group this client was blocked on no longer exists"
+    );
+    assert!(replies.iter().all(|r| *r == replies[0]), "{replies:?}");
+    let lines = |c: &mut Raw| -> Vec<String> {
+        let stats = c.cmd(&["INFO", "commandstats"]).bulk_text();
+        let mut out: Vec<String> = stats
+            .lines()
+            .filter(|l| {
+                ["set", "lpush", "get", "exec", "blpop", "xreadgroup"]
+                    .iter()
+                    .any(|n| l.starts_with(&format!("cmdstat_{n}:")))
+            })
+            // Drop the timings, which differ.
+            .map(|l| {
+                let (name, fields) = l.split_once(':').unwrap();
+                let kept: Vec<&str> = fields
+                    .split(',')
+                    .filter(|f| !f.starts_with("usec"))
+                    .collect();
+                format!("{name}:{}", kept.join(","))
+            })
+            .collect();
+        out.sort();
+        let errors = c.cmd(&["INFO", "errorstats"]).bulk_text();
+        let mut codes: Vec<String> = errors
+            .lines()
+            .filter(|l| l.starts_with("errorstat_"))
+            .map(String::from)
+            .collect();
+        codes.sort();
+        out.extend(codes);
+        let total = info_field(
+            &c.cmd(&["INFO", "stats"]).bulk_text(),
+            "total_error_replies",
+        );
+        out.push(format!("total_error_replies:{total}"));
+        out
+    };
+    let got = lines(&mut p.c);
+    assert_eq!(
+        got,
+        [
+            "cmdstat_blpop:calls=1,rejected_calls=0,failed_calls=0",
+            "cmdstat_exec:calls=1,rejected_calls=0,failed_calls=0",
+            "cmdstat_get:calls=0,rejected_calls=1,failed_calls=0",
+            "cmdstat_lpush:calls=2,rejected_calls=0,failed_calls=2",
+            "cmdstat_set:calls=2,rejected_calls=0,failed_calls=0",
+            "cmdstat_xreadgroup:calls=1,rejected_calls=0,failed_calls=1",
+            "errorstat_ERR:count=2",
+            "errorstat_NOGROUP:count=1",
+            "errorstat_WRONGTYPE:count=2",
+            "total_error_replies:5",
+        ]
+    );
+    if let Some(r) = p.r.as_mut() {
+        assert_eq!(got, lines(r), "cairn (left) and redis (right) differ");
+    }
+}
+
 #[test]
 fn server_error_texts_pending_fixes() {
     let mut p = Pair::new();

@@ -372,6 +372,8 @@ pub struct Ctx<'a> {
     /// Set by commands that log their effects only through `propagate`
     /// (Redis's preventCommandPropagation), even when they log nothing.
     pub no_propagate: bool,
+    /// `out.errors` when the command started: it failed if that grew.
+    pub errors_before: u32,
 }
 
 impl<'a> Ctx<'a> {
@@ -383,6 +385,7 @@ impl<'a> Ctx<'a> {
         ks: Locked<'a>,
         idx: usize,
     ) -> Self {
+        let errors_before = out.errors;
         Ctx {
             srv,
             client,
@@ -396,6 +399,7 @@ impl<'a> Ctx<'a> {
             in_exec: false,
             propagated: Vec::new(),
             no_propagate: false,
+            errors_before,
         }
     }
 
@@ -653,21 +657,25 @@ fn execute_command(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Ar
     let n = argv.len() as i32;
     if !arity_accepts(cmd.arity, n) {
         flag_multi_error(client);
+        srv.stats.record_rejected(idx);
         out.error(&wrong_args(cmd.name));
         return;
     }
     if !client.authenticated && !cmd.has(NO_AUTH) {
         flag_multi_error(client);
+        srv.stats.record_rejected(idx);
         out.error("NOAUTH Authentication required.");
         return;
     }
     if let Some(e) = subcommand_error(cmd, argv) {
         flag_multi_error(client);
+        srv.stats.record_rejected(idx);
         out.error(&e);
         return;
     }
     if let Err(e) = crate::acl::check(srv, client, idx, cmd, argv) {
         flag_multi_error(client);
+        srv.stats.record_rejected(idx);
         out.error(&e);
         return;
     }
@@ -679,12 +687,14 @@ fn execute_command(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Ar
         return;
     }
     if crate::evict::refuse_if_oom(srv, client, out, cmd) {
+        srv.stats.record_rejected(idx);
         return;
     }
     if let Some(m) = client.multi.as_mut() {
         if !runs_inside_multi(cmd.name) {
             if cmd.has(NO_MULTI) {
                 m.failed = true;
+                srv.stats.record_rejected(idx);
                 out.error("ERR Command not allowed inside a transaction");
                 return;
             }
@@ -695,6 +705,7 @@ fn execute_command(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Ar
     }
     if let Some(e) = srv.deny_write_reason(cmd) {
         flag_multi_error(client);
+        srv.stats.record_rejected(idx);
         out.error(&e);
         return;
     }
@@ -782,6 +793,8 @@ pub fn finish(ctx: Ctx, argv: &Argv) {
         propagated,
         in_exec,
         no_propagate,
+        errors_before,
+        out,
         ..
     } = ctx;
     // Log the command's effects while its shards are still held, so the log
@@ -860,7 +873,11 @@ pub fn finish(ctx: Ctx, argv: &Argv) {
     }
     srv.add_dirty(dirty);
     let elapsed = client.clock.lap();
-    srv.stats.record_call(cmd_index, elapsed);
+    // A command that blocked counts once, when it is served or times out.
+    if client.blocked.is_none() {
+        srv.stats
+            .record_call(cmd_index, elapsed, out.errors != errors_before);
+    }
     client
         .handle
         .last_cmd

@@ -168,10 +168,12 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
             ctx.cmd_index = *i;
             let a = argv.argv();
             if let Some(e) = srv.deny_write_reason(cmd) {
+                srv.stats.record_rejected(*i);
                 ctx.out.error(&e);
                 continue;
             }
             let (dirty_before, logged_before) = (ctx.dirty, ctx.propagated.len());
+            let errors_before = ctx.out.errors;
             ctx.no_propagate = false;
             (cmd.handler)(&mut ctx, &a);
             // Each command of the transaction is logged in its own form;
@@ -184,7 +186,11 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
             {
                 ctx.propagated.push((ctx.client.db, argv.clone()));
             }
-            srv.stats.record_call(*i, std::time::Duration::ZERO);
+            srv.stats.record_call(
+                *i,
+                std::time::Duration::ZERO,
+                ctx.out.errors != errors_before,
+            );
             if !cmd.has(ADMIN) {
                 srv.feed_monitors(ctx.client.db, &ctx.client.handle.addr, &a);
             }
@@ -192,6 +198,8 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
     }
     ctx.cmd = t.commands[exec_idx];
     ctx.cmd_index = exec_idx;
+    // The queued commands' errors are theirs, not EXEC's.
+    ctx.errors_before = ctx.out.errors;
     let exec_argv = crate::resp::OwnedArgv::from_args([b"exec"]);
     finish(ctx, &exec_argv.argv());
     unwatch_all(srv, client);

@@ -201,7 +201,7 @@ pub fn info_text(c: &Ctx, sections: &[String]) -> String {
             s.keyspace_lookups().1,
             srv.pubsub.channel_names(None).len(),
             srv.pubsub.numpat(),
-            s.total_error_replies.load(Relaxed),
+            crate::stats::error_stats().lock().total,
             s.connections_moved.load(Relaxed),
         );
     }
@@ -223,18 +223,27 @@ pub fn info_text(c: &Ctx, sections: &[String]) -> String {
     if everything || sections.iter().any(|s| s == "commandstats") {
         out.push_str("# Commandstats\r\n");
         let totals = srv.stats.command_totals();
-        for (i, (calls, usec)) in totals.iter().enumerate() {
-            if *calls == 0 {
+        for (i, t) in totals.iter().enumerate() {
+            if t.calls == 0 && t.failed == 0 && t.rejected == 0 {
                 continue;
             }
             let _ = write!(
                 out,
-                "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls=0,failed_calls=0\r\n",
+                "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
                 table().commands[i].name,
-                calls,
-                usec,
-                *usec as f64 / *calls as f64
+                t.calls,
+                t.usec,
+                if t.calls == 0 { 0.0 } else { t.usec as f64 / t.calls as f64 },
+                t.rejected,
+                t.failed
             );
+        }
+        out.push_str("\r\n");
+    }
+    if want("errorstats") {
+        out.push_str("# Errorstats\r\n");
+        for (code, count) in &crate::stats::error_stats().lock().by_code {
+            let _ = write!(out, "errorstat_{code}:count={count}\r\n");
         }
         out.push_str("\r\n");
     }
