@@ -24,6 +24,7 @@ pub mod bitops;
 pub mod connection;
 pub mod function;
 pub mod hash;
+pub mod hyperloglog;
 pub mod keys;
 pub mod list;
 pub mod long_double;
@@ -243,6 +244,7 @@ impl Table {
             keys::COMMANDS,
             strings::COMMANDS,
             bitops::COMMANDS,
+            hyperloglog::COMMANDS,
             server::COMMANDS,
             multi::COMMANDS,
             hash::COMMANDS,
