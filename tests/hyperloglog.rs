@@ -401,8 +401,9 @@ fn corrupted_hlls_are_errors() {
         ("over", b"\x7f\xff\x00"), // one register too many
         ("under", b"\x3f"),        // 64 registers only
         ("vals", b"\xff\xff\xff"),
-        ("valover", b"\x7f\xfe\xff"), // VAL run past the last register
-        ("cutmid", b"\x43\xe7\x7f"),  // XZERO:1000 then a cut XZERO
+        ("valover", b"\x7f\xfe\xff"),  // VAL run past the last register
+        ("cutmid", b"\x43\xe7\x7f"),   // XZERO:1000 then a cut XZERO
+        ("trailing", b"\x7f\xff\x80"), // all 16384, then one more VAL
     ];
     for (name, body) in bodies {
         let value = [stale.as_slice(), body].concat();
@@ -542,10 +543,7 @@ fn command_table_entries() {
             "pfadd",
             "[\"pfadd\", :-2, [+write, +denyoom, +fast], :1, :1, :1, ",
         ),
-        (
-            "pfcount",
-            "[\"pfcount\", :-2, [+readonly, +may_replicate], :1, :-1, :1, ",
-        ),
+        ("pfcount", "[\"pfcount\", :-2, [+readonly], :1, :-1, :1, "),
         (
             "pfmerge",
             "[\"pfmerge\", :-2, [+write, +denyoom], :1, :-1, :1, ",
@@ -566,7 +564,7 @@ fn command_table_entries() {
     }
 }
 
-/// Reads keyspace events until the one for `key`; returns the event names.
+/// Reads keyspace events up to the SET of `key`; returns them as "event key".
 fn events_until(sub: &mut Raw, key: &str) -> Vec<String> {
     let mut seen = Vec::new();
     loop {
@@ -577,7 +575,7 @@ fn events_until(sub: &mut Raw, key: &str) -> Vec<String> {
         let payload = msg[3].bulk_text();
         let event = channel.rsplit(':').next().unwrap().to_string();
         seen.push(format!("{event} {payload}"));
-        if payload == key {
+        if event == "set" && payload == key {
             return seen;
         }
     }

@@ -252,21 +252,21 @@ fn sparse_ops(body: &[u8]) -> impl Iterator<Item = Op> + '_ {
 }
 
 /// Calls `f(first_register, run, value)` for each VAL run of a sparse body
-/// and checks the runs cover exactly the 16384 registers. A VAL run past the
-/// end stops the walk before `f` sees it.
+/// and checks the runs cover exactly the 16384 registers: a run past the last
+/// register is an error wherever it is, as in Redis since the fix for
+/// CVE-2025-32023 (7.0.15 as Debian ships it; the original 7.0.15 ignored
+/// a VAL run past the end in some paths).
 fn walk_sparse(body: &[u8], mut f: impl FnMut(usize, usize, u8)) -> Result<(), Corrupt> {
     let mut idx = 0usize;
     for op in sparse_ops(body) {
-        match op {
-            Op::Zero(n) | Op::XZero(n) => idx += n,
-            Op::Val(v, n) => {
-                if idx + n > REGISTERS {
-                    break;
-                }
-                f(idx, n, v);
-                idx += n;
-            }
+        let run = op.span();
+        if idx + run > REGISTERS {
+            return Err(Corrupt);
         }
+        if let Op::Val(value, _) = op {
+            f(idx, run, value);
+        }
+        idx += run;
     }
     if idx == REGISTERS {
         Ok(())
@@ -481,20 +481,13 @@ fn histogram(v: &[u8]) -> Result<Histogram, Corrupt> {
         }
         return Ok(h);
     }
-    let mut idx = 0usize;
-    for op in sparse_ops(body) {
-        let (value, n) = match op {
-            Op::Zero(n) | Op::XZero(n) => (0, n),
-            Op::Val(value, n) => (value as usize, n),
-        };
-        h[value] += n as u64;
-        idx += n;
-    }
-    if idx == REGISTERS {
-        Ok(h)
-    } else {
-        Err(Corrupt)
-    }
+    let mut nonzero = 0;
+    walk_sparse(body, |_, run, value| {
+        h[value as usize] += run as u64;
+        nonzero += run;
+    })?;
+    h[0] = (REGISTERS - nonzero) as u64;
+    Ok(h)
 }
 
 fn registers_histogram(regs: &[u8; REGISTERS]) -> Histogram {
@@ -990,6 +983,7 @@ mod tests {
             &[0x3f],             // too few
             &[0xff, 0xff, 0xff],
             &[0x7f, 0xfe, 0xff], // a VAL run of 4 past the last register
+            &[0x7f, 0xff, 0x80], // all registers, then one more VAL
         ];
         for body in bodies {
             let mut v = [header, *body].concat();

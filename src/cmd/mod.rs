@@ -78,7 +78,7 @@ pub const FLAG_NAMES: &[(u32, &str)] = &[
     (NO_MULTI, "no_multi"),
     (SKIP_SLOWLOG, "skip_slowlog"),
     (ALLOW_BUSY, "allow_busy"),
-    (MAY_REPLICATE, "may_replicate"),
+    // MAY_REPLICATE is not listed: Redis 7.0 hides it from COMMAND INFO.
 ];
 
 /// Where a command's keys are.
