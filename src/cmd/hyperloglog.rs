@@ -538,7 +538,7 @@ fn tau(mut x: f64) -> f64 {
 /// Ertl's improved estimator over the register histogram, evaluated in the
 /// same order of operations as Redis 7.0 so the result is the same integer.
 fn estimate(h: &Histogram) -> u64 {
-    const ALPHA_INF: f64 = 0.721347520444481703680; // 0.5 / ln 2
+    const ALPHA_INF: f64 = 0.721_347_520_444_481_7; // 0.5 / ln 2, as Redis rounds it
     let m = REGISTERS as f64;
     let mut z = m * tau((m - h[Q as usize + 1] as f64) / m);
     for j in (1..=Q as usize).rev() {
