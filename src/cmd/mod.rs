@@ -24,6 +24,7 @@ pub mod bitops;
 pub mod connection;
 pub mod function;
 pub mod hash;
+pub mod hyperloglog;
 pub mod keys;
 pub mod list;
 pub mod long_double;
@@ -77,7 +78,7 @@ pub const FLAG_NAMES: &[(u32, &str)] = &[
     (NO_MULTI, "no_multi"),
     (SKIP_SLOWLOG, "skip_slowlog"),
     (ALLOW_BUSY, "allow_busy"),
-    (MAY_REPLICATE, "may_replicate"),
+    // MAY_REPLICATE is not listed: Redis 7.0 hides it from COMMAND INFO.
 ];
 
 /// Where a command's keys are.
@@ -243,6 +244,7 @@ impl Table {
             keys::COMMANDS,
             strings::COMMANDS,
             bitops::COMMANDS,
+            hyperloglog::COMMANDS,
             server::COMMANDS,
             multi::COMMANDS,
             hash::COMMANDS,
