@@ -23,6 +23,7 @@ pub mod aof;
 pub mod bitops;
 pub mod connection;
 pub mod function;
+pub mod geo;
 pub mod hash;
 pub mod keys;
 pub mod list;
@@ -249,6 +250,7 @@ impl Table {
             list::COMMANDS,
             set::COMMANDS,
             zset::COMMANDS,
+            geo::COMMANDS,
             stream::COMMANDS,
             sort::COMMANDS,
             pubsub::COMMANDS,
