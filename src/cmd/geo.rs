@@ -237,7 +237,8 @@ fn c_double_to_u64(d: f64) -> u64 {
             v as i64
         }
     };
-    if d < TWO63 {
+    // A NaN compares as "not above", so it takes the first path.
+    if d < TWO63 || d.is_nan() {
         cvtt(d) as u64
     } else {
         (cvtt(d - TWO63) as u64) ^ (1u64 << 63)
@@ -264,7 +265,8 @@ fn align52(h: Hash) -> u64 {
 }
 
 fn move_x(h: &mut Hash, d: i8) {
-    if d == 0 {
+    // A zeroed hash (no cell) has nothing to move.
+    if d == 0 || h.step == 0 || h.step > 32 {
         return;
     }
     let shift = 64 - h.step as u32 * 2;
@@ -282,7 +284,8 @@ fn move_x(h: &mut Hash, d: i8) {
 }
 
 fn move_y(h: &mut Hash, d: i8) {
-    if d == 0 {
+    // A zeroed hash (no cell) has nothing to move.
+    if d == 0 || h.step == 0 || h.step > 32 {
         return;
     }
     let shift = 64 - h.step as u32 * 2;
@@ -1350,6 +1353,12 @@ mod tests {
             Ext::from_f64(lat).unwrap().to_human(),
             "38.11555639549629859"
         );
+        assert_eq!(c_double_to_u64(f64::NAN), 1 << 63);
+        assert_eq!(c_double_to_u64(-1.0), u64::MAX);
+        assert_eq!(c_double_to_u64(f64::INFINITY), 0);
+        assert_eq!(c_double_to_u64(1e19), 10_000_000_000_000_000_000);
+        let zero = Hash::default();
+        assert_eq!(neighbors(zero).east, zero);
         // Any double decodes without panicking, like Redis's C casts.
         for s in [-1.0, 1e300, f64::INFINITY, f64::NEG_INFINITY, 2f64.powi(60)] {
             assert!(decode_score(s).is_some());
