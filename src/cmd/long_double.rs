@@ -389,6 +389,33 @@ impl Ext {
         round(n < 0, &Big::from_u128(m as u128), 0, false).expect("i64 fits")
     }
 
+    /// The exact value of a double (every double is a long double), for
+    /// replies Redis prints with `addReplyHumanLongDouble` (GEOPOS);
+    /// None for infinities and NaN.
+    pub fn from_f64(x: f64) -> Option<Ext> {
+        if !x.is_finite() {
+            return None;
+        }
+        let bits = x.to_bits();
+        let neg = bits >> 63 == 1;
+        let exp = ((bits >> 52) & 0x7ff) as i64;
+        let frac = bits & ((1u64 << 52) - 1);
+        let (m, e) = if exp == 0 {
+            (frac, -1074)
+        } else {
+            (frac | (1u64 << 52), exp - 1075)
+        };
+        if m == 0 {
+            return Some(Ext { neg, ..ZERO });
+        }
+        Some(Ext {
+            neg,
+            m,
+            e,
+            inf: false,
+        })
+    }
+
     pub fn is_inf(&self) -> bool {
         self.inf
     }
@@ -519,6 +546,19 @@ mod tests {
         assert_eq!(sum("0", "-0.0"), "0");
         assert_eq!(sum("1002.5", "1.5e-20"), "1002.5");
         assert!(sum("1", "1.7976931348623157e308").starts_with("17976931348623156999592104677410443404838644694432917848531442076517662852312439635470186860838708556442879341942552068930870836345113605535789727802647761707349897768628839483561816329404559443492953744729062748066941738464887912277621833359895385283210328250475161169120811772015998592637680246686333953638"));
+    }
+
+    #[test]
+    fn doubles_print_as_redis_prints_them_in_human_mode() {
+        let h = |x: f64| Ext::from_f64(x).unwrap().to_human();
+        assert_eq!(h(0.0), "0");
+        assert_eq!(h(-0.0), "0");
+        assert_eq!(h(1.5), "1.5");
+        assert_eq!(h(-2.0), "-2");
+        assert_eq!(h(0.1), "0.10000000000000001");
+        assert_eq!(h(13.361389338970184), "13.36138933897018433");
+        assert_eq!(h(1e-20), "0");
+        assert!(Ext::from_f64(f64::NAN).is_none());
     }
 
     #[test]

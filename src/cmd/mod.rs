@@ -23,6 +23,7 @@ pub mod aof;
 pub mod bitops;
 pub mod connection;
 pub mod function;
+pub mod geo;
 pub mod hash;
 pub mod hyperloglog;
 pub mod keys;
@@ -251,6 +252,7 @@ impl Table {
             list::COMMANDS,
             set::COMMANDS,
             zset::COMMANDS,
+            geo::COMMANDS,
             stream::COMMANDS,
             sort::COMMANDS,
             pubsub::COMMANDS,

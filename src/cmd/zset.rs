@@ -487,7 +487,8 @@ fn zadd_generic(c: &mut Ctx, a: &Argv, mut f: AddFlags) {
     }
 }
 
-fn zadd(c: &mut Ctx, a: &Argv) {
+/// Also GEOADD's worker, as in Redis (it rewrites itself into a ZADD).
+pub(super) fn zadd(c: &mut Ctx, a: &Argv) {
     zadd_generic(c, a, AddFlags::default())
 }
 
