@@ -6,6 +6,9 @@
 mod common;
 mod compare;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
 use compare::{Pair, Raw, Resp};
 
 /// `Pair::same` for binary arguments.
@@ -445,47 +448,33 @@ fn corrupted_hlls_are_errors() {
     p.is(&["PING"], "+PONG");
 }
 
-/// xorshift64: reproducible corruption without a dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 #[test]
 fn randomly_corrupted_hlls_behave_as_in_redis() {
     let mut p = Pair::new();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = StdRng::seed_from_u64(0x9e37_79b9_7f4a_7c15);
     for round in 0..300 {
         p.same(&["DEL", "fz", "dst"]);
-        let n = rng.below(if round % 4 == 0 { 3000 } else { 200 });
+        let n = rng.gen_range(0..if round % 4 == 0 { 3000 } else { 200 });
         let mut args = vec!["PFADD".to_string(), "fz".to_string()];
         args.extend((0..n).map(|i| format!("{round}:{i}")));
         same_owned(&mut p, &args);
         let len = p.same(&["STRLEN", "fz"]).int() as u64;
-        for _ in 0..1 + rng.below(5) {
+        for _ in 0..1 + rng.gen_range(0..5) {
             // Mostly the body: header damage is just "not an HLL".
-            let pos = if rng.below(10) == 0 {
-                rng.below(len)
+            let pos = if rng.gen_range(0..10) == 0 {
+                rng.gen_range(0..len.max(1))
             } else {
-                16 + rng.below(len - 16)
+                16 + rng.gen_range(0..(len - 16).max(1))
             };
-            let byte = [rng.next() as u8];
+            let byte = [rng.gen::<u8>()];
             same_bin(
                 &mut p,
                 &[b"SETRANGE", b"fz", pos.to_string().as_bytes(), &byte],
             );
         }
-        if rng.below(3) == 0 {
+        if rng.gen_range(0..3) == 0 {
             // Also try a cut-off body.
-            let keep = 16 + rng.below(len - 15);
+            let keep = 16 + rng.gen_range(0..(len - 15).max(1));
             let value = p.c.cmd(&["GETRANGE", "fz", "0", &(keep - 1).to_string()]);
             if let Resp::Bulk(v) = value {
                 same_bin(&mut p, &[b"SET", b"fz", &v]);

@@ -441,18 +441,11 @@ fn info_counts_failed_and_rejected_calls_and_error_codes() {
     p.same(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
     let (cairn_reader, redis_reader) = p.connect();
     let mut readers: Vec<Raw> = std::iter::once(cairn_reader).chain(redis_reader).collect();
+    let read: Vec<&str> = "XREADGROUP GROUP g alice BLOCK 0 STREAMS s >"
+        .split(' ')
+        .collect();
     for r in &mut readers {
-        r.send(&[
-            "XREADGROUP",
-            "GROUP",
-            "g",
-            "alice",
-            "BLOCK",
-            "0",
-            "STREAMS",
-            "s",
-            ">",
-        ]);
+        r.send(&read);
     }
     let blocked = |p: &mut Pair| {
         let wait = |c: &mut Raw| {

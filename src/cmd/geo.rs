@@ -265,41 +265,34 @@ fn align52(h: Hash) -> u64 {
 }
 
 fn move_x(h: &mut Hash, d: i8) {
-    // A zeroed hash (no cell) has nothing to move.
-    if d == 0 || h.step == 0 || h.step > 32 {
-        return;
-    }
-    let shift = 64 - h.step as u32 * 2;
-    let mut x = h.bits & 0xaaaa_aaaa_aaaa_aaaa;
-    let y = h.bits & 0x5555_5555_5555_5555;
-    let zz = 0x5555_5555_5555_5555u64 >> shift;
-    if d > 0 {
-        x = x.wrapping_add(zz + 1);
-    } else {
-        x |= zz;
-        x = x.wrapping_sub(zz + 1);
-    }
-    x &= 0xaaaa_aaaa_aaaa_aaaau64 >> shift;
-    h.bits = x | y;
+    move_along(h, d, 0xaaaa_aaaa_aaaa_aaaa);
 }
 
 fn move_y(h: &mut Hash, d: i8) {
+    move_along(h, d, 0x5555_5555_5555_5555);
+}
+
+/// Moves a hash one cell along the axis whose interleaved bits are `axis`
+/// (longitude on the odd bits, latitude on the even ones): the axis bits are
+/// incremented or decremented as one number by filling the other axis's
+/// bits so the carry passes through them.
+fn move_along(h: &mut Hash, d: i8, axis: u64) {
     // A zeroed hash (no cell) has nothing to move.
     if d == 0 || h.step == 0 || h.step > 32 {
         return;
     }
     let shift = 64 - h.step as u32 * 2;
-    let x = h.bits & 0xaaaa_aaaa_aaaa_aaaa;
-    let mut y = h.bits & 0x5555_5555_5555_5555;
-    let zz = 0xaaaa_aaaa_aaaa_aaaau64 >> shift;
+    let mut moved = h.bits & axis;
+    let kept = h.bits & !axis;
+    let fill = !axis >> shift;
     if d > 0 {
-        y = y.wrapping_add(zz + 1);
+        moved = moved.wrapping_add(fill + 1);
     } else {
-        y |= zz;
-        y = y.wrapping_sub(zz + 1);
+        moved |= fill;
+        moved = moved.wrapping_sub(fill + 1);
     }
-    y &= 0x5555_5555_5555_5555u64 >> shift;
-    h.bits = x | y;
+    moved &= axis >> shift;
+    h.bits = moved | kept;
 }
 
 /// The eight cells around a hash (wrapping at the edges of the map).
