@@ -477,13 +477,16 @@ impl Reply {
     }
     /// A double: RESP3 `,`, RESP2 a bulk string, formatted as Redis does.
     pub fn double(&mut self, d: f64) {
-        let s = format_double(d);
+        self.double_text(&format_double(d));
+    }
+    /// A double already formatted (e.g. in long-double precision).
+    pub fn double_text(&mut self, text: &str) {
         if self.resp3 {
             self.buf.push(b',');
-            self.buf.extend_from_slice(s.as_bytes());
+            self.buf.extend_from_slice(text.as_bytes());
             self.buf.extend_from_slice(b"\r\n");
         } else {
-            self.bulk(s.as_bytes());
+            self.bulk(text.as_bytes());
         }
     }
     pub fn boolean(&mut self, b: bool) {

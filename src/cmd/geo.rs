@@ -859,13 +859,7 @@ fn reply_coord(out: &mut Reply, v: f64) {
             }
         }
     };
-    if out.resp3 {
-        out.buf.push(b',');
-        out.buf.extend_from_slice(text.as_bytes());
-        out.buf.extend_from_slice(b"\r\n");
-    } else {
-        out.bulk(text.as_bytes());
-    }
+    out.double_text(&text);
 }
 
 // --- commands -----------------------------------------------------------------
