@@ -456,6 +456,8 @@ pub fn refuse_if_oom(srv: &Server, client: &mut Client, out: &mut Reply, cmd: &C
     let reject = denyoom
         || (client.multi.is_some() && !matches!(cmd.name, "exec" | "discard" | "quit" | "reset"));
     let out_of_memory = perform_evictions(srv) == Outcome::Fail;
+    // Scripts refuse their first deny-oom command by this state.
+    client.pre_command_oom = out_of_memory;
     if !(out_of_memory && reject) {
         return false;
     }
