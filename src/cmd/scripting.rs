@@ -603,7 +603,7 @@ fn register_api(lua: &Lua, api: &Table) -> mlua::Result<()> {
                         format!("-{s}")
                     }
                 }
-                _ => return Ok(error_table(lua, "wrong number or type of arguments")?),
+                _ => return error_table(lua, "wrong number or type of arguments"),
             };
             error_table(lua, &e)
         })?,
@@ -1360,13 +1360,8 @@ fn parse_reply(lua: &Lua, b: &[u8], pos: &mut usize) -> mlua::Result<Value> {
         b'_' => Value::Nil,
         b'#' => Value::Boolean(line == b"t"),
         b',' => {
-            let d = crate::cmd::parse_float(line)
-                .or_else(|| match line {
-                    b"inf" => Some(f64::INFINITY),
-                    b"-inf" => Some(f64::NEG_INFINITY),
-                    _ => Some(f64::NAN),
-                })
-                .unwrap_or(0.0);
+            // "nan" is the one double parse_float refuses.
+            let d = crate::cmd::parse_float(line).unwrap_or(f64::NAN);
             let t = lua.create_table()?;
             t.raw_set("double", d)?;
             Value::Table(t)
@@ -1725,8 +1720,10 @@ fn eval_generic(c: &mut Ctx, a: &Argv, mode: Mode) {
         Ok((false, e, _)) => c.error(&script_error(&e, &sha)),
         Err(e) => c.error(&format!("ERR Error running script {sha}, {e}")),
     }
+    // A little garbage collection every 50 runs, as Redis does.
     st.runs += 1;
-    if st.runs % 50 == 0 {
+    if st.runs == 50 {
+        st.runs = 0;
         let _ = lua.gc_step_kbytes(50);
     }
 }
