@@ -877,6 +877,18 @@ fn cjson_library(lua: &Lua) -> mlua::Result<Table> {
         "null",
         Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())),
     )?;
+    // lua-cjson's configuration functions: accepted, settings unchanged.
+    for name in [
+        "encode_keep_buffer",
+        "encode_max_depth",
+        "decode_max_depth",
+        "encode_number_precision",
+        "encode_sparse_array",
+        "encode_invalid_numbers",
+        "decode_invalid_numbers",
+    ] {
+        t.raw_set(name, lua.create_function(|_, args: MultiValue| Ok(args))?)?;
+    }
     Ok(t)
 }
 
@@ -1211,6 +1223,18 @@ impl Run<'_, '_> {
         }
         if self.oom && !self.allow_oom && !self.wrote && cmd.has(DENYOOM) {
             return Err(format!("-{}", crate::evict::OOM_ERROR));
+        }
+        if matches!(cmd.name, "xread" | "xreadgroup")
+            && a.iter()
+                .take_while(|x| !x.eq_ignore_ascii_case(b"streams"))
+                .any(|x| x.eq_ignore_ascii_case(b"block"))
+        {
+            let mut out = Reply::new_small(false);
+            out.error(&format!(
+                "ERR {} command is not allowed with BLOCK option from scripts",
+                cmd.name
+            ));
+            return Ok(out.buf);
         }
         if cmd.has(WRITE) {
             self.wrote = true;
@@ -1744,6 +1768,7 @@ fn acl_check(lua: &Lua, run: &RefCell<Run>, args: Variadic<Value>) -> mlua::Resu
         match v {
             Value::String(s) => argv.push(&s.as_bytes()),
             Value::Number(n) => argv.push(number_arg(*n).as_bytes()),
+            Value::Integer(i) => argv.push(i.to_string().as_bytes()),
             _ => {
                 return fail(
                     lua,
