@@ -382,6 +382,9 @@ pub struct Client {
     /// The ACL user whose rules apply; None for internal clients (AOF
     /// replay), which may run anything.
     pub acl_user: Option<Arc<crate::acl::UserCell>>,
+    /// Memory was over maxmemory when the current command arrived (Redis's
+    /// pre_command_oom_state; read by scripts).
+    pub pre_command_oom: bool,
 }
 
 impl Client {
@@ -406,6 +409,7 @@ impl Client {
             reply_mode: ReplyMode::On,
             sync_requested: None,
             acl_user: None,
+            pre_command_oom: false,
         }
     }
 

@@ -456,6 +456,8 @@ pub fn refuse_if_oom(srv: &Server, client: &mut Client, out: &mut Reply, cmd: &C
     let reject = denyoom
         || (client.multi.is_some() && !matches!(cmd.name, "exec" | "discard" | "quit" | "reset"));
     let out_of_memory = perform_evictions(srv) == Outcome::Fail;
+    // Scripts refuse their first deny-oom command by this state.
+    client.pre_command_oom = out_of_memory;
     if !(out_of_memory && reject) {
         return false;
     }
@@ -502,10 +504,12 @@ pub fn info_memory(srv: &Server) -> String {
     } else {
         0.0
     };
+    // Zeros while a script holds the interpreter.
+    let (scripts, lua_mem) = srv.scripting.stats().unwrap_or((0, 0));
     let mut out = String::from("# Memory\r\n");
     let _ = write!(
         out,
-        "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_startup:{startup}\r\nused_memory_dataset:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmaxmemory_samples:{}\r\nmaxmemory_eviction_tenacity:{}\r\nmem_fragmentation_ratio:{frag:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{}\r\nmem_aof_buffer:{aof}\r\nmem_clients_slaves:0\r\nmem_clients_normal:{clients}\r\nmem_replication_backlog:0\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\n\r\n",
+        "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_startup:{startup}\r\nused_memory_dataset:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmaxmemory_samples:{}\r\nmaxmemory_eviction_tenacity:{}\r\nmem_fragmentation_ratio:{frag:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:{}\r\nmem_aof_buffer:{aof}\r\nmem_clients_slaves:0\r\nmem_clients_normal:{clients}\r\nmem_replication_backlog:0\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\nused_memory_lua:{lua_mem}\r\nnumber_of_cached_scripts:{scripts}\r\n\r\n",
         human(used),
         human(rss),
         human(peak),

@@ -91,6 +91,8 @@ pub struct Server {
     pub rdb: cmd::persistence::State,
     pub acl: crate::acl::Acl,
     pub tls: crate::tls::Tls,
+    /// The Lua interpreter and script cache (EVAL, SCRIPT).
+    pub scripting: cmd::scripting::Engine,
     /// Where to hand a connection to each event loop, by loop number (set
     /// by [`serve`]).
     event_loops: std::sync::OnceLock<Vec<mpsc::UnboundedSender<Handoff>>>,
@@ -218,6 +220,7 @@ impl Server {
             rdb: Default::default(),
             acl: Default::default(),
             tls: Default::default(),
+            scripting: Default::default(),
             event_loops: std::sync::OnceLock::new(),
         });
         let _ = srv.weak_self.set(Arc::downgrade(&srv));

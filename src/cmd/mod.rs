@@ -33,6 +33,7 @@ pub mod memory;
 pub mod multi;
 pub mod persistence;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -261,6 +262,7 @@ impl Table {
             memory::COMMANDS,
             acl::COMMANDS,
             function::COMMANDS,
+            scripting::COMMANDS,
         ];
         let mut table = Table {
             commands: Vec::new(),
@@ -688,6 +690,11 @@ fn execute_command(srv: &Server, client: &mut Client, out: &mut Reply, argv: &Ar
             "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             cmd.name
         ));
+        return;
+    }
+    if let Some(e) = srv.scripting.busy_error(srv, cmd, argv) {
+        flag_multi_error(client);
+        out.error(e);
         return;
     }
     if crate::evict::refuse_if_oom(srv, client, out, cmd) {
