@@ -1247,6 +1247,7 @@ impl Run<'_, '_> {
         let mut scratch = Reply {
             buf: Vec::new(),
             resp3: self.resp3,
+            errors: 0,
         };
         std::mem::swap(ctx.out, &mut scratch);
         let caller_resp3 = std::mem::replace(&mut ctx.client.resp3, self.resp3);
@@ -1265,7 +1266,8 @@ impl Run<'_, '_> {
         ctx.client.resp3 = caller_resp3;
         ctx.cmd = outer_cmd;
         ctx.cmd_index = outer_idx;
-        srv.stats.record_call(idx, std::time::Duration::ZERO);
+        srv.stats
+            .record_call(idx, std::time::Duration::ZERO, scratch.errors > 0);
         if !cmd.has(ADMIN) {
             srv.feed_monitors(ctx.client.db, "lua", &a);
         }
