@@ -409,6 +409,24 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Runs `cmd` inside the current command (a transaction's or a
+    /// script's) and logs it in its own form when it wrote without logging
+    /// a form of its own; the outer command's `finish` wraps the records in
+    /// MULTI/EXEC.
+    pub fn run_nested(&mut self, cmd: &'static Command, argv: &OwnedArgv) {
+        let (dirty_before, logged_before) = (self.dirty, self.propagated.len());
+        self.no_propagate = false;
+        (cmd.handler)(self, &argv.argv());
+        if self.dirty > dirty_before
+            && cmd.has(WRITE)
+            && self.propagated.len() == logged_before
+            && !self.no_propagate
+            && self.srv.propagating()
+        {
+            self.propagated.push((self.client.db, argv.clone()));
+        }
+    }
+
     pub fn db(&self) -> usize {
         self.client.db
     }

@@ -172,20 +172,8 @@ pub fn exec(srv: &Server, client: &mut Client, out: &mut Reply, exec_idx: usize)
                 ctx.out.error(&e);
                 continue;
             }
-            let (dirty_before, logged_before) = (ctx.dirty, ctx.propagated.len());
             let errors_before = ctx.out.errors;
-            ctx.no_propagate = false;
-            (cmd.handler)(&mut ctx, &a);
-            // Each command of the transaction is logged in its own form;
-            // finish() wraps them in MULTI/EXEC.
-            if ctx.dirty > dirty_before
-                && cmd.has(WRITE)
-                && ctx.propagated.len() == logged_before
-                && !ctx.no_propagate
-                && srv.propagating()
-            {
-                ctx.propagated.push((ctx.client.db, argv.clone()));
-            }
+            ctx.run_nested(cmd, argv);
             srv.stats.record_call(
                 *i,
                 std::time::Duration::ZERO,

@@ -1251,17 +1251,7 @@ impl Run<'_, '_> {
         };
         std::mem::swap(ctx.out, &mut scratch);
         let caller_resp3 = std::mem::replace(&mut ctx.client.resp3, self.resp3);
-        let (dirty_before, logged_before) = (ctx.dirty, ctx.propagated.len());
-        ctx.no_propagate = false;
-        (cmd.handler)(ctx, &a);
-        if ctx.dirty > dirty_before
-            && cmd.has(WRITE)
-            && ctx.propagated.len() == logged_before
-            && !ctx.no_propagate
-            && srv.propagating()
-        {
-            ctx.propagated.push((ctx.client.db, argv.clone()));
-        }
+        ctx.run_nested(cmd, argv);
         std::mem::swap(ctx.out, &mut scratch);
         ctx.client.resp3 = caller_resp3;
         ctx.cmd = outer_cmd;
